@@ -1,0 +1,398 @@
+"""Command line: `bastion` (server and admin) and `bastion-cli` (users and approvers).
+
+Commands only gather options and call into the package; errors are printed as one
+sentence (`error: ...`) with exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import getpass
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .config import default_home, load_config, parse_listen
+from .errors import BastionError
+
+__all__ = ["main", "user_main"]
+
+HOME_HELP = "Bastion home directory (keys, policies.toml, sessions/). Default: $BASTION_HOME or ."
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn BastionError into one line on stderr and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BastionError as exc:
+            _fail(str(exc))
+
+    return wrapper
+
+
+def home_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--home",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="BASTION_HOME",
+        default=None,
+        help=HOME_HELP,
+    )(fn)
+
+
+def _home(home: Path | None) -> Path:
+    return home.resolve() if home else default_home()
+
+
+@click.group(
+    context_settings={"auto_envvar_prefix": "BASTION", "help_option_names": ["-h", "--help"]}
+)
+@click.version_option(package_name="bastion")
+def main() -> None:
+    """bastion: an SSH bastion that understands every command before it runs.
+
+    \b
+    Quick start:
+      bastion demo                      # throwaway target + bastion, prints the ssh command
+    Real setup:
+      bastion init --home /srv/bastion
+      bastion target add web1 --host 10.0.0.5 --login root --key-file ./id_web1 \\
+          --allow-group ops --scan --home /srv/bastion
+      bastion cert issue --principal alice --group ops ~/.ssh/id_ed25519.pub --home /srv/bastion
+      bastion serve --home /srv/bastion
+    """
+
+
+@main.command()
+@home_option
+@friendly
+def init(home: Path | None) -> None:
+    """Create a bastion home: CA keys, host key and certificate, policies.toml,
+    sessions/ and the state database. Existing files are kept."""
+    from .home import init_home
+
+    root = _home(home)
+    created = init_home(root)
+    for path in created:
+        click.echo(f"created {path}")
+    click.echo(f"bastion home ready: {root}")
+    click.echo("next: bastion target add ... ; bastion cert issue ... ; bastion serve")
+
+
+@main.command()
+@home_option
+@click.option(
+    "--listen",
+    default=None,
+    metavar="HOST:PORT",
+    help="Address to listen on. Default: [server] listen in policies.toml.",
+)
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+@friendly
+def serve(home: Path | None, listen: str | None, log_level: str) -> None:
+    """Run the bastion. Refuses to start on any config error or loose key-file mode.
+
+    Logs one line per connection and decision to stderr; SIGTERM closes sessions and
+    recordings cleanly."""
+    from .logs import setup_logging
+    from .service import serve as run
+
+    config = load_config(_home(home))
+    host, port = config.server.listen_host, config.server.listen_port
+    if listen:
+        try:
+            host, port = parse_listen(listen)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--listen") from None
+    setup_logging(log_level)
+    run(config, host, port)
+
+
+@main.group()
+def target() -> None:
+    """Targets: servers reached through the bastion with a stored key."""
+
+
+@target.command("add")
+@click.argument("name")
+@home_option
+@click.option("--host", required=True, help="Address the bastion connects to.")
+@click.option("--port", default=22, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--login", required=True, help="User name on the target.")
+@click.option(
+    "--key-file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Private key for that login; copied into the home, 0600.",
+)
+@click.option(
+    "--allow-group",
+    "allow_groups",
+    multiple=True,
+    help="Group that may use this login (repeat; '*' for everyone).",
+)
+@click.option(
+    "--host-key",
+    "host_key_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The target's public host key file to pin.",
+)
+@click.option("--scan", is_flag=True, help="Fetch the target's host key now and pin it.")
+@friendly
+def target_add(
+    name: str,
+    home: Path | None,
+    host: str,
+    port: int,
+    login: str,
+    key_file: Path,
+    allow_groups: tuple[str, ...],
+    host_key_file: Path | None,
+    scan: bool,
+) -> None:
+    """Add a target (or a login on it): store its key, pin its host key."""
+    from .home import add_target
+
+    if host_key_file and scan:
+        raise click.UsageError("give either --host-key or --scan, not both")
+    pinned = None
+    if host_key_file:
+        pinned = _read_public_key(host_key_file)
+    elif scan:
+        from .ssh.upstream import scan_host_key
+
+        key = asyncio.run(scan_host_key(host, port))
+        pinned = key.export_public_key("openssh").decode().strip()
+        click.echo(f"{host}:{port} host key {key.get_fingerprint()} ({key.get_algorithm()})")
+        click.echo("check this fingerprint against the server before trusting it")
+    stored = add_target(
+        _home(home),
+        name,
+        host=host,
+        port=port,
+        login=login,
+        key_file=key_file,
+        allow_groups=list(allow_groups),
+        host_key=pinned,
+    )
+    click.echo(
+        f"target {name}: login {login} for groups {', '.join(allow_groups) or 'none'}; "
+        f"key stored in {stored}"
+    )
+    if not allow_groups:
+        click.echo(
+            f"note: no group may use {login}@{name} yet; run this again with --allow-group G "
+            "('*' for every user)",
+            err=True,
+        )
+
+
+def _read_public_key(path: Path) -> str:
+    import asyncssh
+
+    try:
+        key = asyncssh.read_public_key(str(path))
+    except (OSError, asyncssh.KeyImportError) as exc:
+        raise BastionError(f"cannot read public key {path}: {exc}") from None
+    return key.export_public_key("openssh").decode().strip()
+
+
+@target.command("list")
+@home_option
+@friendly
+def target_list(home: Path | None) -> None:
+    """List targets, their logins and who may use them."""
+    config = load_config(_home(home), check_keys=False)
+    if not config.targets:
+        click.echo("no targets; add one with `bastion target add`")
+    for t in config.targets.values():
+        click.echo(f"{t.name}  {t.host}:{t.port}")
+        for login in t.logins.values():
+            click.echo(f"  {login.login}: groups {', '.join(login.allow_groups) or 'none'}")
+
+
+@main.group()
+def cert() -> None:
+    """User certificates signed by the bastion's user CA."""
+
+
+@cert.command("issue")
+@click.argument("pubkey", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@home_option
+@click.option(
+    "--principal",
+    "principals",
+    required=True,
+    multiple=True,
+    help="User name in the certificate (repeat for more).",
+)
+@click.option("--group", "groups", multiple=True, help="Group carried in the certificate (repeat).")
+@click.option("--ttl", default="8h", show_default=True, help="Validity, e.g. 30m, 8h, 2d.")
+@click.option("--source-address", multiple=True, help="Only valid from this address/CIDR (repeat).")
+@friendly
+def cert_issue(
+    pubkey: Path,
+    home: Path | None,
+    principals: tuple[str, ...],
+    groups: tuple[str, ...],
+    ttl: str,
+    source_address: tuple[str, ...],
+) -> None:
+    """Sign PUBKEY; writes <key>-cert.pub next to it."""
+    import asyncssh
+
+    from .config import HomePaths
+    from .ssh.certs import issue_user_cert, load_private_key, parse_ttl
+
+    try:
+        seconds = parse_ttl(ttl)
+        user_key = asyncssh.read_public_key(str(pubkey))
+    except (ValueError, OSError, asyncssh.KeyImportError) as exc:
+        raise BastionError(str(exc)) from None
+    ca = load_private_key(HomePaths(_home(home)).user_ca)
+    certificate = issue_user_cert(
+        ca,
+        user_key,
+        principals=list(principals),
+        groups=list(groups),
+        ttl=seconds,
+        source_address=list(source_address) or None,
+    )
+    stem = str(pubkey).removesuffix(".pub")
+    out = Path(f"{stem}-cert.pub")
+    certificate.write_certificate(str(out))
+    click.echo(
+        f"wrote {out} (principals {', '.join(principals)}; groups "
+        f"{', '.join(groups) or 'none'}; valid {ttl})"
+    )
+
+
+@main.group()
+def ca() -> None:
+    """The bastion's certificate authorities."""
+
+
+@ca.command("known-hosts")
+@home_option
+@click.option("--pattern", default="*", show_default=True, help="Host pattern for the line.")
+@friendly
+def ca_known_hosts(home: Path | None, pattern: str) -> None:
+    """Print the @cert-authority line clients add to known_hosts to trust the bastion
+    and every target name it presents."""
+    from .config import HomePaths
+
+    pub = Path(f"{HomePaths(_home(home)).host_ca}.pub")
+    if not pub.exists():
+        raise BastionError(f"{pub} not found: run `bastion init` first")
+    click.echo(f"@cert-authority {pattern} {pub.read_text().strip()}")
+
+
+@main.command()
+@click.option(
+    "--port",
+    default=2222,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Bastion port on 127.0.0.1 (0: any free port).",
+)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep the demo home here instead of a temporary directory.",
+)
+@friendly
+def demo(port: int, home: Path | None) -> None:
+    """Start a throwaway sshd target, a bastion in front of it and a certificate for
+    you, then print the ssh command to try. Ctrl-C stops everything."""
+    from .demo import run_demo
+
+    run_demo(port=port, home=home, user=getpass.getuser())
+
+
+@main.command("sessions")
+@home_option
+@click.option("--limit", default=20, show_default=True)
+@friendly
+def sessions_cmd(home: Path | None, limit: int) -> None:
+    """List recent sessions with their decision and cast (replay: asciinema play CAST)."""
+    import time
+
+    from .config import HomePaths
+    from .store import StateStore
+
+    paths = HomePaths(_home(home))
+    if not paths.database.exists():
+        raise BastionError(f"{paths.database} not found: run `bastion init` first")
+    store = StateStore(paths.database)
+    for row in store.recent_sessions(limit):
+        sid, started, user, tgt, login, command, decision, rule, status, cast = row
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+        click.echo(
+            f"{when} {sid} {user} -> {login}@{tgt} [{decision or '-'}:{rule or '-'}] "
+            f"exit={status if status is not None else '-'} {command!r}\n    {cast}"
+        )
+    store.close()
+
+
+try:  # the policy commands live beside the engine
+    from .cli_policy import policy as _policy_group
+
+    main.add_command(_policy_group)
+except ImportError:  # pragma: no cover - only while the engine is being built
+    pass
+
+
+@click.group(
+    context_settings={"auto_envvar_prefix": "BASTION_CLI", "help_option_names": ["-h", "--help"]}
+)
+def user_main() -> None:
+    """bastion-cli: for people and agents who connect through a bastion."""
+
+
+@user_main.command("ssh-config")
+@click.option(
+    "--bastion",
+    "bastion_addr",
+    required=True,
+    metavar="HOST[:PORT]",
+    help="The bastion, e.g. bastion.example.com:2222.",
+)
+@click.option(
+    "--user",
+    default=getpass.getuser,
+    show_default="your login name",
+    help="Your principal on the bastion.",
+)
+@click.option("--identity", default="~/.ssh/id_ed25519", show_default=True)
+def ssh_config(bastion_addr: str, user: str, identity: str) -> None:
+    """Print an ~/.ssh/config snippet to reach targets through the bastion."""
+    host, _, port = bastion_addr.partition(":")
+    click.echo(f"""Host bastion
+    HostName {host}
+    Port {port or 22}
+    User {user}
+    IdentityFile {identity}
+    CertificateFile {identity}-cert.pub
+
+Host *.via-bastion
+    ProxyJump bastion
+    IdentityFile {identity}
+    CertificateFile {identity}-cert.pub""")

@@ -1,0 +1,165 @@
+"""`bastion policy check` and `bastion policy test`: the command policy from a shell.
+
+Exit status of `check`: 0 allow, 1 deny, 3 review, 2 usage or config error. In --batch
+mode the exit status is 0 unless the policy cannot be loaded; each input line gets one
+JSON line back, in order, and a bad line gets {"error": ...} instead of a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import ConfigError
+from .policy import Decision, Policy, decide, load_policy
+from .tomlsource import TomlSource
+
+__all__ = ["policy"]
+
+EXIT = {"allow": 0, "deny": 1, "review": 3}
+HOME_HELP = "Bastion home directory (holds policies.toml). Default: $BASTION_HOME or ."
+
+
+def _load(home: str | None) -> Policy:
+    """Load the policy of a home; ConfigError ends the command with one line, exit 2."""
+    home = home or os.environ.get("BASTION_HOME") or "."
+    try:
+        try:
+            from .config import load_policy_file
+        except ImportError:  # the SSH layer's config module is not there
+            return load_policy(TomlSource.load(Path(home) / "policies.toml"))
+        return load_policy_file(home)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+def _as_json(d: Decision) -> dict[str, Any]:
+    return {"decision": d.action, "rule": d.rule, "reason": d.reason, "commands": list(d.commands)}
+
+
+def _batch_line(pol: Policy, line: str) -> dict[str, Any]:
+    try:
+        req = json.loads(line)
+    except ValueError as exc:
+        return {"error": f"not JSON: {exc}"}
+    if not isinstance(req, dict) or not isinstance(req.get("command"), str):
+        return {"error": 'expected an object with a string "command"'}
+    groups = req.get("groups", [])
+    if isinstance(groups, str):
+        groups = [groups]
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        return {"error": '"groups" must be a list of strings'}
+    fields = {}
+    for key, default in (("user", "user"), ("target", "target"), ("login", "root")):
+        value = req.get(key, default)
+        if not isinstance(value, str):
+            return {"error": f'"{key}" must be a string'}
+        fields[key] = value
+    cwd = req.get("cwd")
+    if cwd is not None and not isinstance(cwd, str):
+        return {"error": '"cwd" must be a string'}
+    d = decide(pol, groups=groups, command=req["command"], cwd=cwd, **fields)
+    return _as_json(d)
+
+
+@click.group("policy")
+def policy() -> None:
+    """Check commands against the command policy and run its [[tests]]."""
+
+
+@policy.command("check")
+@click.option("--home", default=None, help=HOME_HELP)
+@click.option("--user", default="user", show_default=True, help="Who runs the command.")
+@click.option("--group", "groups", multiple=True, help="A group of the user (repeatable).")
+@click.option("--target", default="target", show_default=True, help="Target name.")
+@click.option("--login", default="root", show_default=True, help="Login on the target.")
+@click.option("--cwd", default=None, help="Working directory on the target, if known.")
+@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+@click.option(
+    "--batch",
+    is_flag=True,
+    help="Read JSON lines {command, user, groups, target, login} from stdin and "
+    "write one JSON decision per line.",
+)
+@click.argument("command", nargs=-1)
+def check(
+    home: str | None,
+    user: str,
+    groups: tuple[str, ...],
+    target: str,
+    login: str,
+    cwd: str | None,
+    as_json: bool,
+    batch: bool,
+    command: tuple[str, ...],
+) -> None:
+    """Decide COMMAND (give it after --) as the policy would.
+
+    Prints the action, the rule that decided, the reason and the normalized commands.
+    Exit status: 0 allow, 1 deny, 3 review, 2 error. With --batch: 0, one JSON line per
+    input line (a bad line gets {"error": ...}).
+    """
+    pol = _load(home)
+    if batch:
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            try:
+                out = _batch_line(pol, line)
+            except Exception as exc:  # noqa: BLE001 - one bad line never ends the batch
+                out = {"error": f"{type(exc).__name__}: {exc}"}
+            click.echo(json.dumps(out, ensure_ascii=False))
+            sys.stdout.flush()
+        return
+    if not command:
+        click.echo("error: give the command after --, e.g. bastion policy check -- ls -l", err=True)
+        sys.exit(2)
+    text = command[0] if len(command) == 1 else " ".join(command)
+    d = decide(pol, user=user, groups=groups, target=target, login=login, command=text, cwd=cwd)
+    if as_json:
+        click.echo(json.dumps(_as_json(d), ensure_ascii=False))
+    else:
+        click.echo(f"decision: {d.action}")
+        click.echo(f"rule:     {d.rule}")
+        click.echo(f"reason:   {d.reason}")
+        click.echo("commands:")
+        for c in d.commands:
+            click.echo(f"  {c}")
+    sys.exit(EXIT[d.action])
+
+
+@policy.command("test")
+@click.option("--home", default=None, help=HOME_HELP)
+@click.option("-v", "--verbose", is_flag=True, help="Print passing tests too.")
+def test(home: str | None, verbose: bool) -> None:
+    """Run the [[tests]] of policies.toml; exit 1 if any fails (policy as code)."""
+    pol = _load(home)
+    failed = 0
+    for t in pol.tests:
+        d = decide(
+            pol,
+            user=t.user,
+            groups=t.groups,
+            target=t.target,
+            login=t.login,
+            command=t.command,
+            cwd=t.cwd,
+        )
+        ok = d.action == t.expect and (t.rule is None or d.rule == t.rule)
+        if not ok:
+            failed += 1
+        if verbose or not ok:
+            want = t.expect + (f" ({t.rule})" if t.rule else "")
+            label = t.name or t.command
+            click.echo(
+                f"{'ok  ' if ok else 'FAIL'} tests[{t.index}] {label!r}: "
+                f"expected {want}, got {d.reason}"
+            )
+    click.echo(f"{len(pol.tests) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)

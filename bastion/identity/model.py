@@ -1,0 +1,25 @@
+"""The identity a verified certificate proves. Plain data, no SSH library."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Identity"]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A person or agent, as its certificate says: name, groups, and which cert."""
+
+    user: str
+    groups: tuple[str, ...]
+    key_id: str
+    serial: int
+    ca: str
+    fingerprint: str
+    valid_before: int
+
+    def describe(self) -> str:
+        groups = ",".join(self.groups) or "-"
+        cert = f"cert {self.key_id!r} serial {self.serial} from {self.ca}"
+        return f"{self.user} (groups {groups}, {cert})"

@@ -1,0 +1,306 @@
+"""The decision: every command that could run is judged; the most restrictive one wins.
+
+Per normalized command: the most restrictive deny/review rule that matches decides (a
+"maybe" match of a deny rule is held at on_unknown); otherwise a finding we cannot judge
+(``normalize.UNKNOWN_TAGS``) gives on_unknown unless an allow rule matches that command;
+otherwise an allow rule, else the policy default. Across commands the most restrictive
+action wins; among equals, the first in source order names the rule and the reason.
+
+``decide`` is pure and never raises: an input too large is denied (rule ``too-long``), an
+input we cannot read, or any internal error, gets on_unknown (rule ``on_unknown``).
+Analysis of a command string (parse + normalize + bashlex cross-check) is cached with an
+LRU per policy, since agents repeat commands; rules are evaluated on every call because
+they depend on the identity.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from .crosscheck import bashlex_command_spans, needs_crosscheck
+from .normalize import ALLOWABLE_TAGS, UNKNOWN_TAGS, Command, normalize
+from .rules import SEVERITY, Rule
+from .shparse import parse
+from .words import ShellSyntaxError
+
+__all__ = ["Decision", "Policy", "decide", "PolicyTest"]
+
+TAG_TEXT = {
+    "dynamic-command": "the command name is only known at run time",
+    "glob-command": "the command name is a glob",
+    "pipe-to-shell": "a shell reads code from a pipe or file we cannot see",
+    "script-file": "runs a script file we cannot see",
+    "interpreter-code": "runs inline interpreter code",
+    "source": "sources a file we cannot see",
+    "arith-substitution": "arithmetic contains a command substitution",
+    "history-expansion": "uses history expansion",
+    "dynamic-code": "runs a shell string only known at run time",
+    "too-deep": "nesting is too deep to follow",
+    "path-hijack": "puts a directory users can write first in PATH",
+    "rebinds-command": "binds a command name to another program or library",
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome for one command: action, the rule that decided, and why."""
+
+    action: str  # "allow" | "deny" | "review"
+    rule: str
+    reason: str
+    commands: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PolicyTest:
+    """One [[tests]] entry: a command, who runs it where, and the expected action."""
+
+    command: str
+    expect: str
+    user: str = "test"
+    groups: tuple[str, ...] = ()
+    target: str = "test"
+    login: str = "root"
+    cwd: str | None = None
+    rule: str | None = None
+    name: str = ""
+    index: int = 0
+
+
+class _Scoped:
+    """Rules in scope for one identity; per program name, the ones that can match it."""
+
+    def __init__(self, rules: list[Rule]):
+        self.rules = rules
+        self.by_program: dict[str, list[Rule]] = {}
+
+    def for_command(self, cmd: Command) -> list[Rule]:
+        if "glob-command" in cmd.tags or "dynamic-command" in cmd.tags:
+            return self.rules  # a name only known at run time: every rule is judged
+        found = self.by_program.get(cmd.program)
+        if found is None:
+            if len(self.by_program) > 4096:
+                self.by_program.clear()
+            found = self.by_program[cmd.program] = [r for r in self.rules if r.names(cmd.program)]
+        return found
+
+
+@dataclass(eq=False)
+class Policy:
+    """Loaded, validated rules with the [policy] settings; build with ``load_policy``."""
+
+    on_unknown: str = "review"
+    default: str = "allow"
+    rules: list[Rule] = field(default_factory=list)
+    tests: list[PolicyTest] = field(default_factory=list)
+    max_command_bytes: int = 65536
+    parse_timeout_ms: int = 150
+    cache_size: int = 4096
+    crosscheck: bool = True
+
+    def __post_init__(self) -> None:
+        self.analyze = lru_cache(maxsize=self.cache_size)(self._analyze)
+        self.scoped = lru_cache(maxsize=256)(self._scoped)
+
+    def _scoped(self, user: str, groups: frozenset[str], target: str, login: str) -> _Scoped:
+        """The rules that apply to one identity, indexed by program (cached)."""
+        return _Scoped([r for r in self.rules if r.in_scope(user, groups, target, login)])
+
+    def _analyze(self, command: str, cwd: str | None) -> tuple[tuple[Command, ...], str]:
+        """Parse and normalize once per (command, cwd); return commands or a failure."""
+        timeout = self.parse_timeout_ms / 1000
+        start = time.monotonic()
+        try:
+            cmds = normalize(parse(command, timeout), cwd, timeout)
+        except ShellSyntaxError as exc:
+            return (), f"cannot parse: {exc}"
+        except RecursionError:
+            return (), "cannot parse: nesting too deep"
+        if self.crosscheck and needs_crosscheck(command):
+            left = timeout - (time.monotonic() - start)
+            spans = bashlex_command_spans(command) if left > 0 else None
+            seen = {c.rendered for c in cmds}
+            for span in spans or ():
+                try:
+                    extra = normalize(parse(span, left, partial=True), cwd, left)
+                except (ShellSyntaxError, RecursionError):
+                    return (), f"cannot parse (second reader disagrees): {span[:60]!r}"
+                for c in extra:
+                    if c.rendered not in seen:
+                        seen.add(c.rendered)
+                        cmds.append(c)
+        return tuple(cmds), ""
+
+    def judge(self, cmd: Command, rules: list[Rule]) -> tuple[str, str, str]:
+        """(action, rule id, message) for one normalized command."""
+        best: tuple[int, str, Rule] | None = None
+        allowed: Rule | None = None
+        for rule in rules:
+            m = rule.match(cmd)
+            if m is False:
+                continue
+            if rule.action == "allow":
+                if m is True and allowed is None:
+                    allowed = rule
+                continue
+            action = rule.action
+            if m is None and SEVERITY[self.on_unknown] < SEVERITY[action]:
+                action = self.on_unknown
+            if best is None or SEVERITY[action] > best[0]:
+                best = (SEVERITY[action], action, rule)
+        if best is not None:
+            msg = best[2].message or (
+                "" if best[1] == best[2].action else "an operand is only known at run time"
+            )
+            return best[1], best[2].id, msg
+        unknown = sorted(cmd.tags & UNKNOWN_TAGS)
+        if unknown and (allowed is None or not set(unknown) <= ALLOWABLE_TAGS):
+            return self.on_unknown, "on_unknown", TAG_TEXT.get(unknown[0], unknown[0])
+        if allowed is not None:
+            return "allow", allowed.id, allowed.message
+        if not cmd.program:
+            return "allow", "default", ""
+        return self.default, "default", "no rule matched"
+
+
+def _describe(action: str, rule: str, cmd: Command | None, message: str) -> str:
+    text = f"{action} ({rule})"
+    if cmd is not None:
+        text += f": {cmd.rendered}" + (f" {cmd.via}" if cmd.via else "")
+    if message:
+        text += f" — {message}" if cmd is not None else f": {message}"
+    return text
+
+
+def decide(
+    policy: Policy,
+    *,
+    user: str,
+    groups: Collection[str],
+    target: str,
+    login: str,
+    command: str,
+    cwd: str | None = None,
+) -> Decision:
+    """Decide one command for one identity. Pure and never raises (see module doc)."""
+    try:
+        return _decide(policy, user, groups, target, login, command, cwd)
+    except Exception as exc:  # noqa: BLE001 - fail closed on any internal error
+        action = getattr(policy, "on_unknown", "review")
+        action = action if action in ("review", "deny") else "review"
+        return Decision(
+            action,
+            "on_unknown",
+            f"{action} (on_unknown): internal error while deciding: {type(exc).__name__}: {exc}",
+        )
+
+
+_CONTROL = re.compile(r"[\x01-\x08\x0b-\x1f\x7f]")
+#: Look-alikes NFKC keeps apart from the ASCII they imitate.
+_LOOKALIKE = str.maketrans(
+    {
+        "\u2215": "/",
+        "\u2044": "/",
+        "\u29f8": "/",
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2212": "-",
+        "\ufe63": "-",
+        "\u02bc": "'",
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+    }
+)
+
+
+def _odd_character(command: str) -> str:
+    """Describe a control, invisible or odd space character, or "" if there is none."""
+    for ch in command:
+        if ch in "\t\n" or (ch.isascii() and ch.isprintable()):
+            continue
+        cat = unicodedata.category(ch)
+        if cat in ("Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp") or (cat == "Zs" and ch != " "):
+            return f"the character U+{ord(ch):04X} ({unicodedata.name(ch, cat)})"
+    return ""
+
+
+def _fold(command: str) -> str:
+    """The ASCII a reader would see in full-width or look-alike characters."""
+    if command.isascii():
+        return command
+    return unicodedata.normalize("NFKC", command).translate(_LOOKALIKE)
+
+
+def _decide(
+    policy: Policy,
+    user: str,
+    groups: Collection[str],
+    target: str,
+    login: str,
+    command: str,
+    cwd: str | None,
+    fold: bool = True,
+) -> Decision:
+    if not isinstance(command, str):
+        return Decision(
+            policy.on_unknown,
+            "on_unknown",
+            f"{policy.on_unknown} (on_unknown): the command is not text",
+        )
+    size = len(command.encode("utf-8", "surrogatepass"))
+    if size > policy.max_command_bytes:
+        return Decision(
+            "deny",
+            "too-long",
+            f"deny (too-long): the command is {size} bytes, "
+            f"more than the limit of {policy.max_command_bytes}",
+        )
+    if "\x00" in command:
+        return Decision(
+            policy.on_unknown,
+            "on_unknown",
+            f"{policy.on_unknown} (on_unknown): the command contains a NUL byte",
+        )
+    if fold and (not command.isascii() or _CONTROL.search(command)):
+        odd = _odd_character(command)
+        if odd:
+            return Decision(
+                policy.on_unknown,
+                "on_unknown",
+                f"{policy.on_unknown} (on_unknown): the command contains {odd}, "
+                "which can make it read differently from what runs",
+            )
+        folded = _fold(command)
+        if folded != command:  # full-width and look-alike letters: judge the ASCII reading too
+            plain = _decide(policy, user, groups, target, login, command, cwd, fold=False)
+            other = _decide(policy, user, groups, target, login, folded, cwd, fold=False)
+            return other if SEVERITY[other.action] > SEVERITY[plain.action] else plain
+    cmds, failure = policy.analyze(command, cwd)
+    if failure:
+        return Decision(
+            policy.on_unknown,
+            "on_unknown",
+            _describe(policy.on_unknown, "on_unknown", None, failure),
+        )
+    rendered = tuple(dict.fromkeys(c.rendered + (f" ({c.via})" if c.via else "") for c in cmds))
+    if not cmds:
+        return Decision("allow", "default", "allow (default): empty command", ())
+    scoped = policy.scoped(user, frozenset(groups), target, login)
+    best: tuple[int, str, str, str, Command] | None = None
+    for cmd in cmds:
+        action, rule, message = policy.judge(cmd, scoped.for_command(cmd))
+        if best is None or SEVERITY[action] > best[0]:
+            best = (SEVERITY[action], action, rule, message, cmd)
+    assert best is not None
+    _, action, rule, message, cmd = best
+    return Decision(action, rule, _describe(action, rule, cmd, message), rendered)

@@ -1,0 +1,287 @@
+"""What a command touches besides its arguments: paths, stdin, and files it writes.
+
+``resolve_path`` resolves a path lexically against the working directory (the login's
+home, ``~``, when none is known). ``stdin_of`` says what a command reads on stdin (a
+here-doc, a here-string, a literal ``echo``/``printf`` pipe: every reading of its
+escapes). ``writes`` lists files a program writes through options and operands (``tee``,
+``cp``/``mv`` destinations, ``dd of=``, ``curl -o``, ``sed -i``, archive extraction).
+
+Limits: symlinks are not followed (``/tmp/x -> /etc`` is not /etc); ``~user`` is taken
+as ``/home/user``; a path climbing above ``~`` is unknown (the home's depth is unknown);
+what ``cat FILE | sh`` or ``< FILE`` feeds is unknown, never guessed. Writes are known
+only for the programs listed here and in ``programs.OUTPUT_OPTS``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+from .getopt import OptRead
+from .programs import OUTPUT_OPTS, TARGET_DIR_OPTS
+from .shparse import SimpleCommand
+from .words import DYN, FOUND, SOME, Word, ansi_c_decode
+
+__all__ = [
+    "resolve_path",
+    "stdin_of",
+    "sed_runs_code",
+    "writes",
+    "dest",
+    "path_hijack",
+    "system_bin",
+    "program_name",
+]
+
+
+#: Directories a copy goes into rather than replaces (the system dirs of rules.py).
+_DIRS = frozenset(
+    {
+        "/",
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/home",
+        "/lib",
+        "/lib64",
+        "/opt",
+        "/root",
+        "/sbin",
+        "/srv",
+        "/usr",
+        "/var",
+        "/usr/bin",
+        "/usr/sbin",
+        "/usr/lib",
+        "/usr/local",
+        "/usr/local/bin",
+        "/etc/ssh",
+        "/etc/systemd",
+        "/etc/sudoers.d",
+        "/etc/pam.d",
+        "/etc/cron.d",
+        "/root/.ssh",
+        "/tmp",
+    }
+)
+_COPIERS = frozenset({"cp", "mv", "install", "ln", "rsync", "scp", "ditto", "rclone"})
+
+
+def writes(program: str, read: OptRead) -> list[Word]:
+    """Files a program writes through its options and operands (curl -o, dd of=, tee F,
+    cp SRC DEST, mv SRC DEST: the source goes away too)."""
+    outs = OUTPUT_OPTS.get(program)
+    found = [v for o, v in read.options if v is not None and outs and o in outs]
+    if program == "dd":
+        found += [
+            Word(w.value[3:], w.raw, w.dynamic, w.glob)
+            for w in read.operands
+            if w.value.startswith("of=")
+        ]
+    elif program == "tee":
+        found += read.operands
+    elif program in ("sed", "perl") and any(
+        o in ("-i", "--in-place") or o.startswith("-i") for o, _ in read.options
+    ):
+        scripted = any(o in ("-e", "--expression", "-f", "--file") for o, _ in read.options)
+        found += read.operands[0 if scripted or program == "perl" else 1 :]
+    elif program in ("tar", "unzip", "bsdtar", "cpio"):
+        found += _extract_targets(program, read)
+    elif program in _COPIERS:
+        target = dest(program, read)
+        if target is not None:
+            sources = [w for w in read.operands if w is not target]
+            found.append(target)
+            if not target.dynamic and resolve_path(target.value, None) in _DIRS:
+                for src in sources:  # "cp x /etc": writes /etc/x
+                    name = src.value.rstrip("/").rsplit("/", 1)[-1]
+                    if src.value.endswith("/") or not name or src.glob:  # rsync a/ /etc
+                        found.append(Word(target.value.rstrip("/") + "/" + DYN, FOUND, True))
+                    else:
+                        found.append(
+                            Word(target.value.rstrip("/") + "/" + name, src.raw, src.dynamic)
+                        )
+            if program == "mv":
+                found += sources
+    return found
+
+
+def _extract_targets(program: str, read: OptRead) -> list[Word]:
+    """Where an archive is extracted: anything under -C / -d DIR (default: the cwd)."""
+    names = {o for o, _ in read.options}
+    first = read.operands[0].value if read.operands else ""
+    if program == "tar" and not (
+        names & {"-x", "--extract", "--get"}
+        or (first and not first.startswith("-") and "x" in first and first.isalpha())
+    ):
+        return []
+    if program == "cpio" and not names & {"-i", "--extract"}:
+        return []
+    where = [
+        v for o, v in read.options if v is not None and o in ("-C", "--directory", "-d", "-D")
+    ] or [Word(".")]
+    return [
+        Word(w.value.rstrip("/") + "/" + DYN, SOME, True) if not w.dynamic else w for w in where
+    ]
+
+
+def dest(program: str, read: OptRead) -> Word | None:
+    """The destination of a copy: ``-t DIR``, else the last operand."""
+    if program not in _COPIERS:
+        return None
+    for o, v in read.options:
+        if o in TARGET_DIR_OPTS and v is not None:
+            return v
+    return read.operands[-1] if len(read.operands) >= 2 else None
+
+
+def resolve_path(value: str, cwd: str | None) -> str | None:
+    """Lexically resolve a path against cwd; None if only known at run time.
+
+    No cwd means the login's home directory (where an SSH command starts), spelled
+    ``~``; a path that climbs above ``~`` is unknown, since the home's depth is unknown.
+    """
+    if DYN in value:
+        return None
+    if value.startswith("~"):
+        head, sep, tail = value.partition("/")
+        if head == "~-":
+            return None
+        if head == "~+":
+            head = cwd or "~"
+        elif head == "~root":
+            head = "/root"
+        elif head != "~":
+            head = "/home/" + head[1:]
+        value = head + sep + tail
+    if not value.startswith(("/", "~")):
+        if cwd == "?":
+            return None
+        value = posixpath.join(cwd or "~", value)
+    if value.startswith("~"):
+        rel = posixpath.normpath(value[1:].lstrip("/") or ".")
+        if rel == ".":
+            return "~"
+        return None if rel == ".." or rel.startswith("../") else "~/" + rel
+    return "/" + posixpath.normpath(value).lstrip("/")
+
+
+_SYSTEM_BIN = frozenset(
+    {
+        "/bin",
+        "/sbin",
+        "/usr/bin",
+        "/usr/sbin",
+        "/usr/local/bin",
+        "/usr/local/sbin",
+        "/usr/libexec",
+        "/snap/bin",
+    }
+)
+
+
+def path_hijack(value: Word) -> bool:
+    """A PATH that puts a directory users can write (., ~, /tmp, /home) before the rest."""
+    for part in value.value.split(":"):
+        if part.startswith(DYN):  # the old PATH (or something unknown)
+            return not any(r.strip('"') in ("$PATH", "${PATH}") for r in value.raw.split(":"))
+        path = resolve_path(part, None) if part else "~"
+        if path is None or not path.startswith(("/usr/", "/opt/", "/bin", "/sbin", "/snap/")):
+            return True
+    return False
+
+
+def system_bin(value: str) -> bool:
+    """A program named by a path in a directory only the administrator writes."""
+    path = resolve_path(value, None)
+    return path is not None and posixpath.dirname(path) in _SYSTEM_BIN
+
+
+def program_name(value: str) -> str:
+    name = value.rstrip("/").rsplit("/", 1)[-1] if "/" in value else value
+    return name or value
+
+
+def _echo_readings(text: str) -> list[str]:
+    """Every way an echo/printf could print ``text``: as is (bash echo), with C escapes
+    (``echo -e``, printf, dash's echo) and with ``\\0NNN`` octal (``echo -e``)."""
+    readings = [
+        text,
+        ansi_c_decode(text),
+        ansi_c_decode(re.sub(r"\\0([0-7]{1,3})", lambda m: "\\" + m.group(1), text)),
+    ]
+    return list(dict.fromkeys(readings))
+
+
+def stdin_of(sc: SimpleCommand) -> tuple[list[str], str]:
+    """What a command reads on stdin: (readings of the text, kind), kind none | text |
+    unknown. Several readings when the producer's behaviour varies (echo escapes)."""
+    for red in reversed(sc.redirects):
+        if red.op in ("<<", "<<-", "<<<"):
+            body = red.body or ""
+            if red.op == "<<<" and red.target is not None and red.target.dynamic:
+                return [body.replace(DYN, "${_}")], "unknown"
+            if red.op != "<<<" and red.body_expands and ("$" in body or "`" in body):
+                return [body], "unknown"
+            return [body], "text"
+        if red.op in ("<", "<>", "<&"):
+            return [], "unknown"
+    src = sc.piped_from
+    if src is None:
+        return [], "none"
+    if not src.words:
+        return [], "unknown"
+    name = program_name(src.words[0].value)
+    if name in ("echo", "printf") and not any(w.dynamic for w in src.words[1:]):
+        args = [w.value for w in src.words[1:] if not re.fullmatch(r"-[neE]+", w.value)]
+        if name == "printf" and args:
+            args[0] = re.sub(r"%[-+ #0-9.]*[sbqcdiuxXo]", "", args[0])
+        return _echo_readings(" ".join(args)), "text"
+    if name == "cat" and len(src.words) == 1:
+        texts, kind = stdin_of(src)
+        return (texts, kind) if kind == "text" else ([], "unknown")
+    return [], "unknown"
+
+
+def sed_runs_code(script: str) -> bool:
+    """True if a sed script can run commands or write files (``e``, ``s///e``, ``w``)."""
+    i, n = 0, len(script)
+    while i < n:
+        while i < n and script[i] in " \t\n;!{}":
+            i += 1
+        while i < n and (script[i].isdigit() or script[i] in "$,~+"):  # addresses
+            i += 1
+        if i < n and script[i] in "/\\":
+            delim = script[i + 1] if script[i] == "\\" and i + 1 < n else "/"
+            i += 2 if script[i] == "\\" else 1
+            while i < n and script[i] != delim:
+                i += 2 if script[i] == "\\" else 1
+            i += 1
+            continue
+        if i >= n:
+            return False
+        c = script[i]
+        if c in "sy":
+            if i + 1 >= n:
+                return False
+            delim, i, parts = script[i + 1], i + 2, 0
+            while i < n and parts < 2:
+                if script[i] == "\\":
+                    i += 2
+                    continue
+                if script[i] == delim:
+                    parts += 1
+                i += 1
+            flags = re.match(r"[^;\n}]*", script[i:])
+            if c == "s" and flags and re.search(r"[ew]", flags.group()):
+                return True
+            i += len(flags.group()) if flags else 0
+        elif c in "ewW":
+            return True
+        elif c in "aicrRbtTv:#lqQ":
+            end = script.find("\n", i)
+            i = n if end < 0 else end
+        else:
+            i += 1
+    return False

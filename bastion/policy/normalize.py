@@ -1,0 +1,761 @@
+"""Simple commands as written -> normalized commands as they would run.
+
+For each simple command: the program name without its path, options read the way that
+program reads them (``programs``; GNU-style by default),
+wrappers unwrapped recursively (sudo, env, timeout, xargs, find -exec, ssh, kubectl exec,
+...), strings a shell will run parsed again (``bash -c``, ``eval``, ``trap``, ``alias``,
+``su -c``, here-docs and literal pipes into shells, psql ``\\!``), and findings recorded
+as tags. Tags in ``UNKNOWN_TAGS`` mean "we cannot know what runs": the policy gives them
+its on_unknown action unless a rule allows that command.
+
+Limits: we do not run anything, so a script file, a pipe from ``curl``/``base64 -d`` into
+a shell, inline interpreter code (``python -c``, ``perl -e``, ``awk system()``, ``sed e``),
+or a dynamic word in command position is unknown, never guessed; so is a program named
+by a path outside the system bin directories (``./deploy.sh``, ``/tmp/x``), a REPL, a
+``PATH`` that puts a user-writable directory first, and ``hash -p``/``enable -f``.
+Variables are not tracked (``x=/; rm -rf $x`` is judged with ``$x`` unknown). A program
+run through a wrapper we do not list is judged as that wrapper only. Recursion through
+wrappers and nested shells stops at ``MAX_NEST`` (deeper is unknown). Paths, stdin and
+written files: see ``effects``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from .effects import (
+    dest,
+    path_hijack,
+    program_name,
+    resolve_path,
+    sed_runs_code,
+    stdin_of,
+    system_bin,
+    writes,
+)
+from .getopt import Spec, _q, read_options, spec, wrapper_options
+from .programs import OPT_SPECS, TAKES_COMMAND_OPTS
+from .shparse import SimpleCommand, parse
+from .sql import shell_escapes
+from .words import DYN, FOUND, SOME, ShellSyntaxError, Word
+from .wrappers import INTERPRETERS, KNOWN_PROGRAMS, SHELLS, SQL_CLIENTS, WRAPPERS
+
+__all__ = ["Command", "UNKNOWN_TAGS", "ALLOWABLE_TAGS", "normalize", "resolve_path"]
+
+MAX_NEST = 12
+UNKNOWN_TAGS = frozenset(
+    {
+        "dynamic-command",
+        "glob-command",
+        "pipe-to-shell",
+        "script-file",
+        "interpreter-code",
+        "source",
+        "arith-substitution",
+        "history-expansion",
+        "dynamic-code",
+        "too-deep",
+        "path-hijack",
+        "rebinds-command",
+    }
+)
+
+#: Unknown findings an allow rule may accept for a command (the issue's "unless a rule
+#: allows it"); the others are held whatever the rules say.
+ALLOWABLE_TAGS = frozenset({"script-file", "interpreter-code"})
+
+_SCRIPT_RUNNERS = SHELLS | {
+    "python",
+    "python2",
+    "python3",
+    "pypy",
+    "pypy3",
+    "perl",
+    "ruby",
+    "node",
+    "nodejs",
+    "php",
+    "lua",
+    "luajit",
+    "Rscript",
+    "tclsh",
+    "expect",
+    "pwsh",
+    "bun",
+    "groovy",
+    "julia",
+    "osascript",
+}
+_AWKS = {"awk", "gawk", "mawk", "nawk", "busybox-awk"}
+_AWK_CODE = re.compile(
+    r"system\s*\(|\|\s*&?\s*getline|\b(print|printf)\b[^;{}]*\|"
+    r"|\|&|@load|extension\s*\("
+)
+#: Shell reserved words: a wrapper runs them as a program that does not exist
+_RESERVED = frozenset(
+    {
+        "{",
+        "}",
+        "!",
+        "if",
+        "then",
+        "else",
+        "elif",
+        "fi",
+        "do",
+        "done",
+        "while",
+        "until",
+        "case",
+        "esac",
+        "for",
+        "select",
+        "function",
+        "time",
+        "[[",
+        "]]",
+        "in",
+        "coproc",
+        "(",
+        ")",
+    }
+)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One normalized simple command, ready for rules."""
+
+    program: str  # name without path; "" for bare assignments/redirects; "?" if unknown
+    words: tuple[Word, ...]  # the arguments after the program, as the program sees them
+    options: frozenset[str]
+    operands: tuple[Word, ...]
+    redirects: tuple[tuple[str, Word], ...]
+    assigns: tuple[str, ...]
+    tags: frozenset[str]
+    via: str
+    sql: str | None
+    cwd: str | None
+    rendered: str
+    option_values: tuple[tuple[str, str], ...] = ()
+    #: operands only known at run time that could be options (see getopt.could_be_option)
+    maybe_options: tuple[Word, ...] = ()
+    dest: Word | None = None  # where cp/mv/install/ln/rsync/scp write
+
+
+#: find tests that select some files only (then {} is some of what lies under a root)
+_FIND_FILTERS = frozenset(
+    {
+        "-name",
+        "-iname",
+        "-path",
+        "-ipath",
+        "-regex",
+        "-iregex",
+        "-wholename",
+        "-iwholename",
+        "-mtime",
+        "-mmin",
+        "-atime",
+        "-amin",
+        "-ctime",
+        "-cmin",
+        "-newer",
+        "-size",
+        "-user",
+        "-group",
+        "-empty",
+        "-perm",
+        "-lname",
+        "-inum",
+        "-samefile",
+        "-newermt",
+        "-uid",
+        "-gid",
+        "-links",
+    }
+)
+
+
+def _join(words: list[Word]) -> tuple[str, bool]:
+    """Join words into a string a shell will run; dynamic parts stay dynamic."""
+    return " ".join(w.value.replace(DYN, "${_}") for w in words), any(w.dynamic for w in words)
+
+
+class Normalizer:
+    """Walks parsed commands in order, tracking the working directory across ``cd``."""
+
+    def __init__(self, cwd: str | None, timeout: float):
+        self.cwd = cwd
+        self.deadline = time.monotonic() + timeout
+        self.out: list[Command] = []
+
+    @property
+    def timeout(self) -> float:
+        """Time left for nested parses; the whole analysis shares one deadline."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise ShellSyntaxError("analysis took too long")
+        return left
+
+    def run(self, cmds: list[SimpleCommand], via: str = "", depth: int = 0) -> None:
+        for sc in cmds:
+            ctx = " ".join(x for x in (sc.context, via) if x)
+            assigns = tuple(name for name, _ in sc.assigns if name)
+            tags = set(sc.tags)
+            if any(name == "PATH" and path_hijack(value) for name, value in sc.assigns):
+                tags.add("path-hijack")
+            if not sc.words:
+                self.emit("", [], sc, ctx, tags, assigns)
+                continue
+            self.command(list(sc.words), sc, ctx, depth, tags, assigns)
+
+    def shell_text(self, text: str, via: str, depth: int) -> bool:
+        """Parse a string a shell will run; False (and nothing emitted) if unreadable."""
+        if depth >= MAX_NEST:
+            return False
+        timeout = self.timeout  # raises when the shared deadline has passed
+        try:
+            cmds = parse(text, timeout)
+        except (ShellSyntaxError, RecursionError):
+            return False
+        self.run(cmds, via, depth + 1)
+        return True
+
+    def emit(
+        self,
+        program: str,
+        args: list[Word],
+        sc: SimpleCommand,
+        via: str,
+        tags: set[str],
+        assigns: tuple[str, ...],
+        sql: str | None = None,
+        opts: Spec | None = None,
+        at: int | None = None,
+        limit: int | None = None,
+    ) -> Command:
+        if program in ("tar", "bsdtar") and args and re.fullmatch(r"[A-Za-z]+", args[0].value):
+            args = [Word("-" + args[0].value, args[0].raw)] + args[1:]  # old style: tar czf
+        read = read_options(args[:limit], opts or OPT_SPECS.get(program))
+        if limit is not None:  # a wrapper: the inner command's words are not its options
+            read.operands += args[limit:]
+            read.rendered += [_q(w.shown()) for w in args[limit:]]
+        reds = tuple((r.op, r.target) for r in sc.redirects if r.target is not None)
+        shown = [program] if program else []
+        shown += read.rendered + [f"{op} {t.shown()}" for op, t in reds]
+        written = writes(program, read)
+        if written:  # files the program writes count as output redirects
+            reds += tuple((">", w) for w in written)
+        target = dest(program, read)
+        if not shown:
+            shown = [f"{n}=..." for n in assigns]
+        cmd = Command(
+            program,
+            tuple(args),
+            frozenset(o for o, _ in read.options),
+            tuple(read.operands),
+            reds,
+            assigns,
+            frozenset(tags),
+            via,
+            sql,
+            self.cwd,
+            " ".join(shown),
+            tuple((o, v.value) for o, v in read.options if v is not None),
+            tuple(read.maybe),
+            target,
+        )
+        if at is None:
+            self.out.append(cmd)
+        else:
+            self.out[at] = cmd
+        return cmd
+
+    def command(
+        self,
+        words: list[Word],
+        sc: SimpleCommand,
+        via: str,
+        depth: int,
+        tags: set[str],
+        assigns: tuple[str, ...],
+    ) -> None:
+        first, args = words[0], words[1:]
+        if depth >= MAX_NEST:
+            tags.add("too-deep")
+        if first.dynamic:
+            tags.add("dynamic-command")
+            self.emit("?", args, sc, via, tags, assigns)
+            if first.value.replace(DYN, "") == "":
+                return
+        name = program_name(first.value.replace(DYN, "*") if first.dynamic else first.value)
+        if first.glob or first.dynamic:
+            tags.add("glob-command")
+            self.emit(name, args, sc, via, tags, assigns)
+            for known in sorted(KNOWN_PROGRAMS):
+                if fnmatchcase(known, name):
+                    self.command([Word(known)] + args, sc, via, depth + 1, set(tags), assigns)
+            return
+        if "/" in first.value and name not in KNOWN_PROGRAMS and not system_bin(first.value):
+            tags.add("script-file")  # ./deploy.sh, /tmp/x: a file we cannot see
+        if name in _RESERVED and args:  # "sudo { rm -rf /; }": what was meant is judged too
+            self.command(args, sc, via, depth + 1, set(tags), assigns)
+        at = len(self.out)
+        self.out.append(None)  # type: ignore[arg-type]  # placeholder: inner ones follow
+        sql = None
+        if "too-deep" not in tags:
+            sql = self.special(name, args, sc, via, depth, tags, assigns)
+        limit = None
+        if name in WRAPPERS:
+            limit = wrapper_options(args, WRAPPERS[name].spec)[0][1]
+        self.emit(name, args, sc, via, tags, assigns, sql, at=at, limit=limit)
+
+    def special(
+        self,
+        name: str,
+        args: list[Word],
+        sc: SimpleCommand,
+        via: str,
+        depth: int,
+        tags: set[str],
+        assigns: tuple[str, ...],
+    ) -> str | None:
+        """Handle programs that run other code; add tags; return SQL text if any."""
+        if name in ("cd", "pushd", "popd"):
+            ops = [w for w in args if not w.value.startswith("-")]
+            if via or name != "cd" or (ops and (ops[0].dynamic or ops[0].value == "-")):
+                self.cwd = "?"
+            else:
+                self.cwd = resolve_path(ops[0].value, self.cwd) if ops else "~"
+        elif name in WRAPPERS:
+            self.wrapper(name, args, sc, via, depth, tags, assigns)
+        elif name in SHELLS:
+            self.shell(name, args, sc, via, depth, tags)
+        elif name == "eval":
+            text, _ = _join(args)
+            if not self.shell_text(text, f"inside eval {via}".strip(), depth):
+                tags.add("dynamic-code")
+        elif name in ("source", "."):
+            tags.add("source")
+        elif name in ("export", "declare", "typeset", "local", "readonly"):
+            if any(
+                w.value.startswith("PATH=") and path_hijack(Word(w.value[5:], w.raw[5:], w.dynamic))
+                for w in args
+            ):
+                tags.add("path-hijack")
+        elif name in ("hash", "enable") and any(
+            w.value.startswith("-") and ("p" in w.value or "f" in w.value) for w in args
+        ):
+            tags.add("rebinds-command")  # hash -p /bin/rm ls; enable -f x.so NAME
+        elif name in ("fc", "r") and not any(w.value.startswith("-l") for w in args):
+            tags.add("history-expansion")  # runs a command from history
+        elif name in ("mapfile", "readarray", "complete", "compgen", "bind"):
+            for opt, value in read_options(args, spec("C:x:", "")).options:
+                if opt in ("-C", "-x") and value is not None:  # callbacks run as shell code
+                    self.code_string(value, f"inside {name} {opt} {via}".strip(), depth, tags)
+        elif name == "trap":
+            ops = [w for w in args if not w.value.startswith("-")]
+            if ops:
+                self.code_string(ops[0], f"inside trap {via}".strip(), depth, tags)
+        elif name == "alias":
+            for w in args:
+                if "=" in w.value:
+                    body = Word(w.value.split("=", 1)[1], w.raw, w.dynamic)
+                    self.code_string(body, f"inside alias {via}".strip(), depth, tags)
+        elif name in INTERPRETERS:
+            self.interpreter(name, args, sc, tags)
+        elif name in _AWKS:
+            read = read_options(args, OPT_SPECS["awk"])
+            if any(o == "-f" for o, _ in read.options):
+                tags.add("script-file")
+            elif read.operands and _AWK_CODE.search(read.operands[0].value):
+                tags.add("interpreter-code")
+        elif name == "sed":
+            read = read_options(args, OPT_SPECS["sed"])
+            scripts = [v.value for o, v in read.options if o in ("-e", "--expression") and v]
+            if any(o in ("-f", "--file") for o, _ in read.options):
+                tags.add("script-file")
+            if not scripts and read.operands:
+                scripts = [read.operands[0].value]
+            if any(sed_runs_code(s) for s in scripts):
+                tags.add("interpreter-code")
+        elif name == "find":
+            self.find(args, sc, via, depth, assigns)
+        elif name in ("at", "batch"):  # reads the commands to run later from stdin
+            read = read_options(
+                args,
+                spec(
+                    "q:f:t:",
+                    "",
+                    "",
+                ),
+            )
+            names = {o for o, _ in read.options}
+            if names & {"-f"}:
+                tags.add("script-file")
+            elif not names & {"-l", "-r", "-d", "-c"}:
+                self.shell(name, [], sc, f"run later by {name} {via}".strip(), depth, tags)
+        elif name in ("less", "more", "most"):  # +CMD: a less command, "!" runs a shell
+            for w in args:
+                if w.value.startswith("+") and "!" in w.value:
+                    self.code_string(
+                        Word(w.value.split("!", 1)[1], w.raw, w.dynamic),
+                        f"inside {name} +! {via}".strip(),
+                        depth,
+                        tags,
+                    )
+                elif w.value.startswith("+") and "|" in w.value:
+                    tags.add("dynamic-code")
+        elif name in ("make", "gmake"):
+            read = read_options(args, OPT_SPECS["make"])
+            for opt, value in read.options:
+                if opt == "--eval" or (
+                    opt in ("-f", "--file", "--makefile")
+                    and value
+                    and (
+                        value.dynamic
+                        or value.value in ("-", "/dev/stdin")
+                        or value.value.startswith(("/dev/fd/", "/proc/"))
+                    )
+                ):
+                    tags.add("interpreter-code")
+        elif name in ("kubectl", "oc", "docker", "podman", "nerdctl"):
+            self.container_exec(name, args, sc, via, depth, assigns)
+        elif name in SQL_CLIENTS:
+            return self.sql(name, args, sc, via, depth)
+        if name in TAKES_COMMAND_OPTS:
+            read = read_options(args, OPT_SPECS.get(name))
+            for opt, value in read.options:
+                if opt in TAKES_COMMAND_OPTS[name] and value is not None:
+                    text = value.value
+                    if opt in ("-o", "-c", "--checkpoint-action") and "=" in text:
+                        key, _, text = text.partition("=")
+                        if opt == "-o" and key.lower() not in (
+                            "proxycommand",
+                            "localcommand",
+                            "knownhostscommand",
+                        ):
+                            continue
+                        if opt == "--checkpoint-action" and key != "exec":
+                            continue
+                    self.code_string(
+                        Word(text.lstrip("!"), value.raw, value.dynamic),
+                        f"inside {name} {opt} {via}".strip(),
+                        depth,
+                        tags,
+                    )
+        return None
+
+    def code_string(self, word: Word, via: str, depth: int, tags: set[str]) -> None:
+        text = word.value.replace(DYN, "${_}")
+        if not self.shell_text(text, via, depth) or word.dynamic:
+            tags.add("dynamic-code")
+
+    def shell(
+        self, name: str, args: list[Word], sc: SimpleCommand, via: str, depth: int, tags: set[str]
+    ) -> None:
+        command_mode = False
+        i = 0
+        while i < len(args):
+            v = args[i].value
+            if args[i].dynamic:
+                tags.add("dynamic-code")
+                return
+            if v == "--" or v == "-":
+                i += 1
+                break
+            if v in ("--rcfile", "--init-file", "-o", "+o", "-O", "+O"):
+                i += 2
+                continue
+            if v.startswith("--"):
+                i += 1
+                continue
+            if len(v) > 1 and v[0] in "-+":
+                command_mode = command_mode or "c" in v[1:]
+                i += 1
+                continue
+            break
+        operands = args[i:]
+        if command_mode:
+            if operands:
+                self.code_string(operands[0], f"inside {name} -c {via}".strip(), depth, tags)
+            return
+        if operands:
+            tags.add("script-file")
+            return
+        texts, kind = stdin_of(sc)
+        if kind == "text":
+            for text in texts:
+                if not self.shell_text(text, f"fed to {name} {via}".strip(), depth):
+                    tags.add("dynamic-code")
+        elif kind == "unknown":
+            tags.add("pipe-to-shell")
+            for text in texts:
+                self.shell_text(text, f"fed to {name} {via}".strip(), depth)
+        else:
+            tags.add("interactive-shell")
+
+    def interpreter(self, name: str, args: list[Word], sc: SimpleCommand, tags: set[str]) -> None:
+        code_opts = INTERPRETERS[name]
+        short_code = {o[1] for o in code_opts if len(o) == 2}
+        for w in args:
+            v = w.value
+            if v in ("-m", "--version", "-V", "--help", "-h", "-v"):
+                return
+            if v in code_opts or v.split("=")[0] in code_opts:
+                tags.add("interpreter-code")
+                return
+            if v.startswith("-") and not v.startswith("--") and short_code & set(v[1:]):
+                tags.add("interpreter-code")
+                return
+            if v == "-" or not v.startswith("-"):
+                if name in _SCRIPT_RUNNERS:
+                    tags.add("script-file" if v != "-" else "interpreter-code")
+                return
+        kind = stdin_of(sc)[1]
+        if kind != "none" and name in _SCRIPT_RUNNERS:
+            tags.add("interpreter-code")
+        elif kind == "none" and name in _SCRIPT_RUNNERS:
+            tags.add("interactive-shell")  # a REPL: runs unfiltered once started
+
+    def wrapper(
+        self,
+        name: str,
+        args: list[Word],
+        sc: SimpleCommand,
+        via: str,
+        depth: int,
+        tags: set[str],
+        assigns: tuple[str, ...],
+    ) -> None:
+        w = WRAPPERS[name]
+        here = f"via {name} {via}".strip()
+        for opts, idx in wrapper_options(args, w.spec):
+            names = {o for o, _ in opts}
+            if names & w.no_exec:
+                continue
+            inner_assigns = assigns
+            for opt, value in opts:
+                if value is not None and opt in w.shell_opts:
+                    self.code_string(value, f"inside {name} {opt} {via}".strip(), depth, tags)
+            rest = list(args[idx:])
+            if name in ("su", "runuser"):
+                if "-u" not in names and "--user" not in names:
+                    for k, word in enumerate(rest):  # su permutes: "su - root -c CMD"
+                        if word.value in ("-c", "--command") and k + 1 < len(rest):
+                            self.code_string(
+                                rest[k + 1], f"inside {name} -c {via}".strip(), depth, tags
+                            )
+                        elif word.value.startswith("--command="):
+                            self.code_string(
+                                Word(word.value.split("=", 1)[1]),
+                                f"inside {name} -c {via}".strip(),
+                                depth,
+                                tags,
+                            )
+                    if not (names & w.shell_opts):
+                        tags.add("interactive-shell")
+                    continue
+            if name == "env":
+                for opt, value in opts:
+                    if opt in ("-S", "--split-string") and value is not None:
+                        try:
+                            split = parse(value.value, self.timeout)
+                        except ShellSyntaxError:
+                            tags.add("dynamic-code")
+                            split = []
+                        rest = [x for c in split[:1] for x in c.words] + rest
+                while rest and _ENV_NAME.match(rest[0].value):
+                    inner_assigns += (rest[0].value.split("=", 1)[0],)
+                    if rest[0].value.startswith("PATH=") and path_hijack(
+                        Word(rest[0].value[5:], rest[0].raw[5:], rest[0].dynamic)
+                    ):
+                        tags.add("path-hijack")
+                    rest = rest[1:]
+            if name == "flock" and len(rest) >= 2 and rest[1].value in ("-c", "--command"):
+                if len(rest) >= 3:
+                    self.code_string(rest[2], f"inside flock -c {via}".strip(), depth, tags)
+                continue
+            inner = rest[w.skip :]
+            if name == "ssh":
+                for o2, i2 in wrapper_options(inner, w.spec):  # ssh host -p 22 cmd
+                    for opt, value in o2:
+                        if (
+                            opt == "-o"
+                            and value
+                            and re.match(r"(?i)(proxy|local)command", value.value)
+                        ):
+                            self.code_string(
+                                Word(value.value.split("=", 1)[-1].lstrip()),
+                                f"inside ssh -o {via}".strip(),
+                                depth,
+                                tags,
+                            )
+                    inner = inner[i2:]
+                    break
+            if not inner:
+                if names & w.shell_flags or name in ("chroot", "script"):
+                    tags.add("interactive-shell")
+                continue
+            if (
+                names & w.shell_flags
+                or w.shell_string
+                or (name == "watch" and not (names & {"-x", "--exec"}))
+            ):
+                text, _ = _join(inner)
+                where = "on the remote host" if name == "ssh" else "inside " + name
+                self.code_string(Word(text, dynamic=False), f"{where} {via}".strip(), depth, tags)
+                continue
+            if name == "xargs":
+                repl = [v.value for o, v in opts if o in ("-I", "--replace", "-i") and v]
+                inner = [
+                    Word(x.value.replace(repl[0], DYN), x.raw, True)
+                    if repl and repl[0] in x.value
+                    else x
+                    for x in inner
+                ] + [Word(DYN, "{stdin}", True)]
+            if name == "parallel":  # CMD ::: ARGS: args are appended, {} replaced
+                inner = self.parallel(inner, depth, tags)
+                if not inner:
+                    continue
+            saved = self.cwd
+            for opt, value in opts:
+                if opt in w.chdir_opts and value is not None:
+                    self.cwd = "?" if value.dynamic else resolve_path(value.value, self.cwd)
+            self.command(inner, sc, here, depth + 1, set(), inner_assigns)
+            self.cwd = saved
+
+    def parallel(self, inner: list[Word], depth: int, tags: set[str]) -> list[Word]:
+        """GNU parallel: the command (a shell string if one word) with its arguments."""
+        cut = next(
+            (k for k, w in enumerate(inner) if w.value in (":::", "::::", ":::+")), len(inner)
+        )
+        values = [w for w in inner[cut:] if w.value not in (":::", "::::", ":::+")]
+        if any(w.value in ("::::",) for w in inner[cut:]) or cut == len(inner):
+            values.append(Word(DYN, "{input}", True))  # arguments from a file or stdin
+        cmd = inner[:cut]
+        for v in values:
+            text = " ".join(w.value.replace("{}", v.value) for w in cmd)
+            if not any("{}" in w.value for w in cmd):
+                text += " " + v.value
+            self.code_string(Word(text, dynamic=v.dynamic), "via parallel", depth, tags)
+        return []
+
+    def find(
+        self, args: list[Word], sc: SimpleCommand, via: str, depth: int, assigns: tuple[str, ...]
+    ) -> None:
+        roots = []
+        for w in args:
+            if w.value.startswith(("-", "(", "!")) and not w.dynamic:
+                break
+            roots.append(w)
+        roots = list({w.value: w for w in roots}.values()) or [Word(".")]
+        filtered = any(w.value in _FIND_FILTERS for w in args)
+        if len(roots) > 4:  # many roots: judge the first ones and "any path"
+            roots = roots[:4] + [Word(DYN, "$root", True)]
+        i = 0
+        while i < len(args):
+            if args[i].value in ("-exec", "-execdir", "-ok", "-okdir"):
+                j = i + 1
+                while j < len(args) and args[j].value not in (";", "+"):
+                    j += 1
+                inner = args[i + 1 : j]
+                if inner:
+                    for root in roots:  # {}: the root or anything under it
+                        under = root.value.rstrip("/") + "/" + DYN
+                        readings = (
+                            [(under, SOME)] if filtered else [(root.value, None), (under, FOUND)]
+                        )
+                        for value, raw in readings:
+                            sub = [
+                                Word(
+                                    x.value.replace("{}", value),
+                                    raw or x.raw if x.value == "{}" else x.raw,
+                                    x.dynamic or root.dynamic or raw is not None,
+                                    x.glob,
+                                )
+                                if "{}" in x.value
+                                else x
+                                for x in inner
+                            ]
+                            self.command(
+                                sub,
+                                sc,
+                                f"via find {args[i].value} {via}".strip(),
+                                depth + 1,
+                                set(),
+                                assigns,
+                            )
+                i = j
+            i += 1
+
+    def container_exec(
+        self,
+        name: str,
+        args: list[Word],
+        sc: SimpleCommand,
+        via: str,
+        depth: int,
+        assigns: tuple[str, ...],
+    ) -> None:
+        read = read_options(args, OPT_SPECS.get(name))
+        verbs = [w.value for w in read.operands[:1]]
+        if not verbs or verbs[0] not in ("exec", "run", "debug", "create"):
+            return
+        values = [w.value for w in args]
+        here = f"via {name} {verbs[0]} {via}".strip()
+        if "--" in values:
+            inner = args[values.index("--") + 1 :]
+            if inner:
+                self.command(inner, sc, here, depth + 1, set(), assigns)
+            return
+        if name in ("kubectl", "oc") and verbs[0] != "exec":
+            return
+        start = values.index(verbs[0]) + 1
+        sp = spec(
+            "e:u:w:v:p:l:m:h:n:c:itdPq",
+            "env env-file user workdir detach-keys volume "
+            "publish name network label mount entrypoint memory cpus hostname "
+            "restart platform pull add-host dns device log-driver log-opt namespace "
+            "container",
+            "interactive tty detach privileged rm init read-only",
+        )
+        for _opts, idx in wrapper_options(args[start:], sp):
+            inner = args[start + idx + 1 :]  # skip the container / image / pod
+            if inner:
+                self.command(inner, sc, here, depth + 1, set(), assigns)
+
+    def sql(
+        self, name: str, args: list[Word], sc: SimpleCommand, via: str, depth: int
+    ) -> str | None:
+        read = read_options(args, OPT_SPECS.get(name))
+        parts = [
+            v.value
+            for o, v in read.options
+            if v is not None
+            and o
+            in ("-c", "--command", "-e", "--execute", "--eval", "-q", "--query", "-Q", "--cmd")
+        ]
+        if name in ("sqlite3",):
+            parts += [w.value for w in read.operands[1:]]
+        if name in ("redis-cli", "valkey-cli", "keydb-cli"):
+            parts += [w.value for w in read.operands]
+        if name == "cockroach":
+            parts += [w.value for w in read.operands if w.value != "sql"]
+        parts += stdin_of(sc)[0]
+        sql = "\n".join(parts)
+        for cmd in shell_escapes(sql):
+            self.shell_text(cmd, f"inside a {name} shell escape {via}".strip(), depth)
+        return sql or None
+
+
+def normalize(cmds: list[SimpleCommand], cwd: str | None, timeout: float = 0.2) -> list[Command]:
+    """Normalize parsed simple commands (and everything they run) into Commands."""
+    n = Normalizer(cwd, timeout)
+    n.run(cmds)
+    return n.out

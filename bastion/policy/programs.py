@@ -1,0 +1,176 @@
+"""How each program reads its arguments: option specs and options that carry commands.
+
+Why per program: ``[ $i -lt 400 ]``, ``find -name``, ``kill -TERM``, ``java -jar`` are not
+GNU option clusters; reading them as ``-l -t`` or ``-T -E -R -M`` invents options (and
+hides operands such as kill's ``-1``). A program listed here is read its own way (see
+``getopt.Spec.style``); any other program is read GNU-style, which errs towards seeing
+more options and operands.
+
+Limits: the tables list the options that matter for rules and for finding operands, not
+every option of every tool; a value option missing here makes its value read as an
+operand (more to match, never less).
+"""
+
+from __future__ import annotations
+
+from .getopt import Spec, spec
+
+__all__ = ["OPT_SPECS", "TAKES_COMMAND_OPTS", "OUTPUT_OPTS", "TARGET_DIR_OPTS"]
+
+#: Options whose value is a file the program writes (judged like a ``>`` redirect).
+OUTPUT_OPTS: dict[str, frozenset[str]] = {
+    "curl": frozenset({"-o", "--output"}),
+    "wget": frozenset({"-O", "--output-document"}),
+    "sort": frozenset({"-o", "--output"}),
+    "openssl": frozenset({"-out"}),
+    "tar": frozenset({"-f", "--file"}),
+    "pg_dump": frozenset({"-f", "--file"}),
+    "mysqldump": frozenset({"-r", "--result-file"}),
+    "zstd": frozenset({"-o"}),
+    "patch": frozenset({"-o", "--output"}),
+    "gpg": frozenset({"-o", "--output"}),
+}
+
+#: Options naming the destination of cp/mv/install/ln (else the last operand is).
+TARGET_DIR_OPTS = frozenset({"-t", "--target-directory"})
+
+OPT_SPECS: dict[str, Spec] = {
+    "kubectl": spec(
+        "n:l:o:f:c:p:",
+        "namespace selector output filename container context "
+        "cluster kubeconfig user server token as field-selector grace-period "
+        "timeout",
+    ),
+    "docker": spec("H:c:f:e:u:w:l:", "host context filter env user workdir config log-level"),
+    "podman": spec("c:f:e:u:w:", "connection filter env user workdir"),
+    "git": spec("C:c:", "git-dir work-tree namespace exec-path"),
+    "systemctl": spec("H:M:t:p:s:n:o:", "host machine type property signal lines output root"),
+    "journalctl": spec(
+        "u:n:p:S:U:o:t:D:M:b::",
+        "unit lines priority since until output identifier directory machine boot grep",
+    ),
+    "psql": spec(
+        "c:d:h:p:U:f:v:o:L:T:F:R:P:",
+        "command dbname host port username file "
+        "set variable output log-file field-separator record-separator pset",
+    ),
+    "mysql": spec("e:h:u:P:D:S:p::", "execute host user port database socket password"),
+    "mariadb": spec("e:h:u:P:D:S:p::", "execute host user port database socket password"),
+    "redis-cli": spec("h:p:a:n:u:s:r:i:d:", "user pass tls sni cacert"),
+    "sqlite3": spec("", "cmd"),
+    "mongosh": spec("u:p:", "eval username password host port file"),
+    "mongo": spec("u:p:", "eval username password host port"),
+    "clickhouse-client": spec("q:h:u:d:", "query host user database password port"),
+    "sqlcmd": spec("Q:q:S:U:P:d:i:", ""),
+    "cqlsh": spec("e:u:p:k:f:", "execute username password keyspace file"),
+    "cockroach": spec("e:", "execute url host database user"),
+    "tail": spec("n:c:s:", "lines bytes sleep-interval pid"),
+    "head": spec("n:c:", "lines bytes"),
+    "grep": spec(
+        "e:f:m:A:B:C:d:D:",
+        "regexp file max-count after-context before-context "
+        "context include exclude exclude-dir label color colour binary-files",
+    ),
+    "sort": spec("k:t:o:S:T:", "key field-separator output buffer-size temporary-directory"),
+    "cut": spec("d:f:c:b:", "delimiter fields characters bytes"),
+    "tar": spec(
+        "f:C:b:T:X:I:",
+        "file directory to-command checkpoint-action exclude use-compress-program files-from",
+    ),
+    "rsync": spec("e:f:", "rsh rsync-path filter exclude include"),
+    "curl": spec("o:d:H:X:u:A:e:F:T:x:w:m:K:b:c:", "output data header request user"),
+    "find": spec(
+        "",
+        "name iname path ipath wholename iwholename regex iregex lname ilname "
+        "type xtype mtime mmin atime amin ctime cmin newer anewer cnewer size user "
+        "group uid gid perm links inum samefile maxdepth mindepth fstype used "
+        "regextype printf fprint fprint0 fprintf fls context newermt newerct "
+        "newerat files0-from D",
+        single_dash_long=True,
+    ),
+    "java": spec(
+        "",
+        "jar cp classpath module-path p m module add-modules",
+        single_dash_long=True,
+        style="leading",
+    ),
+    "openssl": spec(
+        "",
+        "in out key passin passout config CAfile CApath cert certfile "
+        "signkey inkey outform inform keyform name section extfile extensions "
+        "days subj set_serial connect servername md cipher",
+        single_dash_long=True,
+    ),
+    "wget": spec(
+        "O:o:a:P:e:i:",
+        "output-document output-file append-output directory-prefix execute input-file",
+    ),
+    "pg_dump": spec("f:d:h:p:U:n:t:F:", "file dbname host port username schema table format"),
+    "mysqldump": spec("r:u:h:P:S:p::", "result-file user host port socket password"),
+    "scp": spec("c:F:i:J:l:o:P:S:D:X:", ""),
+    "sftp": spec("B:b:c:D:F:i:J:l:o:P:R:S:s:X:", ""),
+    "zip": spec("", "TT -unzip-command b n t tt x i", single_dash_long=True),
+    "make": spec(
+        "f:C:I:j::l::o:W:",
+        "file makefile directory include-dir jobs load-average "
+        "old-file what-if new-file assume-new assume-old eval",
+    ),
+    "less": spec(
+        "b:h:j:k:o:O:p:P:t:T:x:y:z:", "log-file LOG-FILE pattern prompt tag tag-file tabs"
+    ),
+    "cp": spec("t:S:", "target-directory suffix backup reflink sparse preserve no-preserve"),
+    "mv": spec("t:S:", "target-directory suffix backup"),
+    "install": spec("t:m:o:g:S:", "target-directory mode owner group suffix"),
+    "ln": spec("t:S:", "target-directory suffix backup"),
+    "crontab": spec("u:", ""),
+    "unzip": spec("d:x:P:", ""),
+    "sed": spec("e:f:l:i::", "expression file line-length"),
+    "terraform": spec(single_dash_long=True),
+    "kill": spec(style="kill"),
+    "pkill": spec(
+        "s:u:U:g:G:P:t:F:",
+        "signal euid uid pgroup group parent terminal pidfile ns nslist",
+        numeric=True,
+    ),
+    "killall": spec("s:u:o:y:", "signal user older-than younger-than", numeric=True),
+    "awk": spec("F:v:f:e:", "field-separator assign file source"),
+    "gawk": spec("F:v:f:e:i:l:", "field-separator assign file source include load"),
+    "dd": spec(""),
+    "helm": spec("n:f:", "namespace values kube-context"),
+}
+for _alias, _orig in (
+    ("mawk", "awk"),
+    ("nawk", "awk"),
+    ("valkey-cli", "redis-cli"),
+    ("keydb-cli", "redis-cli"),
+    ("nerdctl", "docker"),
+    ("oc", "kubectl"),
+):
+    OPT_SPECS[_alias] = OPT_SPECS[_orig]
+
+TAKES_COMMAND_OPTS = {  # options whose value is a command line the program will run
+    "tar": ("--to-command", "--checkpoint-action", "--use-compress-program", "-I"),
+    "rsync": ("-e", "--rsh", "--rsync-path"),
+    "git": ("-c",),
+    "ssh": ("-o",),
+    "scp": ("-o", "-S"),
+    "sftp": ("-o", "-S"),
+    "zip": ("-TT", "--unzip-command"),
+}
+for _name in (
+    "[",
+    "test",
+    "expr",
+    "echo",
+    "printf",
+    "true",
+    "false",
+    ":",
+    "let",
+    "sleep",
+    "seq",
+    "yes",
+    "basename",
+    "dirname",
+):
+    OPT_SPECS[_name] = spec(style="operands")

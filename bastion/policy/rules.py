@@ -1,0 +1,491 @@
+"""Rules from ``[[rules]]``: load and validate them, and match them against commands.
+
+A rule matches a normalized command when every matcher it sets matches (AND across
+keys; a list inside one key means any of its entries). A matcher can also answer
+"maybe": an operand, redirect target or argument only known at run time could be a
+protected path. A maybe-match of a deny rule is held at the policy's on_unknown action,
+never allowed. Allow rules never match on a maybe.
+
+Path patterns: ``@root`` is ``/``; ``@system`` is ``/`` and the top-level system
+directories (and a few critical ones below them); anything else is a glob (``*`` also
+crosses ``/``). Paths are resolved lexically (``/usr/../etc/`` is ``/etc``) against the
+working directory; symlinks are not followed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
+from typing import Any
+
+from ..tomlsource import TomlSource
+from .effects import resolve_path
+from .normalize import Command
+from .sql import match_text
+from .words import DYN, FOUND, SOME, Word
+
+__all__ = ["ACTIONS", "SEVERITY", "Rule", "load_rules", "SYSTEM_DIRS"]
+
+ACTIONS = ("allow", "deny", "review")
+SEVERITY = {"allow": 0, "review": 1, "deny": 2}
+
+SYSTEM_DIRS = frozenset(
+    {
+        "/",
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/home",
+        "/lib",
+        "/lib32",
+        "/lib64",
+        "/libx32",
+        "/media",
+        "/mnt",
+        "/opt",
+        "/proc",
+        "/root",
+        "/run",
+        "/sbin",
+        "/snap",
+        "/srv",
+        "/sys",
+        "/usr",
+        "/var",
+        "/usr/bin",
+        "/usr/sbin",
+        "/usr/lib",
+        "/usr/lib64",
+        "/usr/local",
+        "/usr/share",
+        "/usr/include",
+        "/var/lib",
+        "/var/log",
+        "/var/spool",
+        "/var/cache",
+        "/etc/ssh",
+        "/etc/systemd",
+        "/etc/ssl",
+        "/boot/efi",
+        "/lost+found",
+    }
+)
+_SAMPLES = sorted(
+    SYSTEM_DIRS
+    | {
+        "/etc/passwd",
+        "/etc/shadow",
+        "/etc/group",
+        "/etc/sudoers",
+        "/etc/fstab",
+        "/etc/hosts",
+        "/etc/ld.so.preload",
+        "/etc/crontab",
+        "/dev/sda",
+        "/dev/sda1",
+        "/dev/sdb",
+        "/dev/nvme0n1",
+        "/dev/nvme0n1p1",
+        "/dev/vda",
+        "/dev/xvda",
+        "/dev/hda",
+        "/dev/mmcblk0",
+        "/dev/md0",
+        "/dev/mapper/root",
+        "/dev/dm-0",
+        "/dev/mem",
+        "/dev/kmem",
+        "/dev/port",
+        "/boot/vmlinuz",
+        "/boot/grub/grub.cfg",
+        "/proc/sysrq-trigger",
+        "/usr/bin/ls",
+        "/root/.ssh/authorized_keys",
+        "/home/user",
+        "~",
+        "/var/lib/mysql",
+        "/var/lib/postgresql",
+    }
+)
+
+_LIST_KEYS = (
+    "program",
+    "subcommand",
+    "options",
+    "options_all",
+    "not_options",
+    "args",
+    "operands",
+    "paths",
+    "dest_paths",
+    "redirects",
+    "sql",
+    "tags",
+    "assigns",
+    "groups",
+    "not_groups",
+    "users",
+    "not_users",
+    "targets",
+    "not_targets",
+    "logins",
+    "not_logins",
+)
+_RULE_KEYS = frozenset(("id", "action", "message") + _LIST_KEYS)
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+
+Match = bool | None  # None: maybe (only known at run time)
+
+
+def _glob_prefix(pattern: str) -> str:
+    m = re.search(r"[*?\[]", pattern)
+    return pattern[: m.start()] if m else pattern
+
+
+#: Expansions whose value is known to be a process id other than 1 (or empty): the
+#: shell's own PID (never init for a command run over SSH) and the last background job.
+_OWN_PIDS = frozenset({"$$", "$!", "${$}", "${!}"})
+
+
+def _could_match(word: Word, pattern: str) -> Match:
+    """Does a word match a glob? Maybe, if its dynamic part could make it match."""
+    if not word.dynamic:
+        return fnmatchcase(word.value, pattern)
+    if word.raw.strip('"') in _OWN_PIDS:
+        hits = {fnmatchcase(pid, pattern) for pid in ("2", "4194304", "")}
+        return hits.pop() if len(hits) == 1 else None
+    static = word.value.split(DYN, 1)[0]
+    prefix = _glob_prefix(pattern)
+    return None if static.startswith(prefix) or prefix.startswith(static) else False
+
+
+def _one_field(word: Word) -> bool:
+    """A word that stays one argument at run time (all its expansions double-quoted)."""
+    raw = word.raw
+    return not word.glob and len(raw) >= 2 and raw[0] == raw[-1] == '"' and raw.count('"') == 2
+
+
+_SAFE_DEVICES = frozenset(
+    {
+        "/dev/null",
+        "/dev/zero",
+        "/dev/full",
+        "/dev/random",
+        "/dev/urandom",
+        "/dev/stdin",
+        "/dev/stdout",
+        "/dev/stderr",
+        "/dev/console",
+        "/dev/ptmx",
+        "/dev/kmsg",
+        "/dev/log",
+    }
+)
+_SAFE_DEVICE_DIRS = (
+    "/dev/fd/",
+    "/dev/pts/",
+    "/dev/shm/",
+    "/dev/tcp/",
+    "/dev/udp/",
+    "/dev/tty",
+    "/dev/mqueue/",
+    "/dev/hugepages/",
+)
+
+
+def _is_device(path: str) -> bool:
+    """Anything under /dev that is not a stream, a terminal or shared memory: disks (by
+    any name: /dev/sda, /dev/disk/by-id/..., /dev/mapper/...), memory, ports."""
+    return (
+        path.startswith("/dev/")
+        and path not in _SAFE_DEVICES
+        and not path.startswith(_SAFE_DEVICE_DIRS)
+    )
+
+
+def _path_is(path: str, pattern: str) -> bool:
+    if pattern == "@root":
+        return path == "/"
+    if pattern == "@system":
+        return path in SYSTEM_DIRS
+    if pattern == "@device":
+        return _is_device(path)
+    return fnmatchcase(path, pattern)
+
+
+_ALL_NAMES = re.compile(r"(\*|\?|\.|\[[^\]]*\])+")
+
+
+def _under(base: str, patterns: list[str]) -> Match:
+    """Could something found under directory ``base`` (find's ``{}``) match a pattern?"""
+    prefix = base.rstrip("/") + "/"
+    if any(s.startswith(prefix) and _path_is(s, p) for s in _SAMPLES for p in patterns):
+        return True
+    if base == "~":
+        return False  # a home directory holds nothing our patterns name below it
+    for p in patterns:
+        if p == "@device":
+            fixed = "/dev/"
+        elif p.startswith("@"):
+            continue  # the system dirs are all in the samples
+        else:
+            fixed = _glob_prefix(p)
+        if fixed.startswith(prefix) or prefix.startswith(fixed.rstrip("/") + "/"):
+            return None
+    return False
+
+
+def _path_matches(word: Word, cwd: str | None, patterns: list[str]) -> Match:
+    path = resolve_path(word.value, cwd)
+    if path is None:
+        static = word.value.split(DYN, 1)[0]
+        if word.raw in (FOUND, SOME) and static.endswith("/"):
+            base = resolve_path(static, cwd)
+            if base is not None:
+                if word.raw == SOME:  # only some paths under base: never a certain match
+                    return None if _under(base, patterns) is True else False
+                return any(_path_is(base, p) for p in patterns) or _under(base, patterns)
+        return None
+    if any(_path_is(path, p) for p in patterns):
+        return True
+    if word.glob and path.startswith(("/", "~")):
+        parent, _, last = path.rpartition("/")
+        if _ALL_NAMES.fullmatch(last):  # DIR/* deletes what DIR holds: judge DIR too
+            if any(_path_is(parent or "/", p) for p in patterns):
+                return True
+        return any(fnmatchcase(s, path) and _path_is(s, p) for s in _SAMPLES for p in patterns)
+    return False
+
+
+def _any(results: list[Match]) -> Match:
+    if True in results:
+        return True
+    return None if None in results else False
+
+
+@dataclass
+class Rule:
+    """One [[rules]] entry, compiled into matchers."""
+
+    id: str
+    action: str
+    message: str = ""
+    index: int = 0
+    conf: dict[str, list[str]] = field(default_factory=dict)
+    sql_res: list[re.Pattern[str]] = field(default_factory=list)
+    checks: list[Callable[[Command], Match]] = field(default_factory=list)
+    prog_exact: frozenset[str] = frozenset()
+    prog_re: re.Pattern[str] | None = None
+
+    def in_scope(self, user: str, groups: Collection[str], target: str, login: str) -> bool:
+        """Whether the rule applies to this identity at all (groups, users, targets, logins)."""
+        c = self.conf
+        if "groups" in c and not any(g in groups for g in c["groups"]):
+            return False
+        if "not_groups" in c and any(g in groups for g in c["not_groups"]):
+            return False
+        for key, value in (("users", user), ("targets", target), ("logins", login)):
+            if key in c and not any(fnmatchcase(value, p) for p in c[key]):
+                return False
+            if "not_" + key in c and any(fnmatchcase(value, p) for p in c["not_" + key]):
+                return False
+        return True
+
+    def match(self, cmd: Command) -> Match:
+        """True, False, or None (maybe) for one normalized command.
+
+        A run-time word that could be an option is read both ways when it is the only
+        one and one field (``"$x"``): as an operand, or as an option (and not an operand).
+        """
+        result = self._match(cmd)
+        if result is None and len(cmd.maybe_options) == 1 and _one_field(cmd.maybe_options[0]):
+            w = cmd.maybe_options[0]
+            as_operand = self._match(replace(cmd, maybe_options=()))
+            as_option = self._match(
+                replace(cmd, operands=tuple(o for o in cmd.operands if o is not w))
+            )
+            result = _any([as_operand, as_option])
+        return result
+
+    def _match(self, cmd: Command) -> Match:
+        result: Match = True
+        for check in self.checks:
+            r = check(cmd)
+            if r is False:
+                return False
+            if r is None:
+                result = None
+        return result
+
+    # ---- matchers -----------------------------------------------------------------
+    def compile(self) -> None:
+        c = self.conf
+        if "program" in c:
+            globs = [p for p in c["program"] if any(ch in p for ch in "*?[")]
+            self.prog_exact = frozenset(p for p in c["program"] if p not in globs)
+            self.prog_re = (
+                re.compile("|".join(fnmatch.translate(p) for p in globs)) if globs else None
+            )
+            self.checks.append(self._program)
+        if "subcommand" in c:
+            self.checks.append(self._subcommand)
+        if "options" in c:
+            self.checks.append(
+                lambda cmd: (
+                    any(self._has(cmd, o) for o in c["options"])
+                    or (None if cmd.maybe_options else False)
+                )
+            )
+        if "options_all" in c:
+            self.checks.append(
+                lambda cmd: (
+                    all(self._has(cmd, o) for o in c["options_all"])
+                    or (None if cmd.maybe_options else False)
+                )
+            )
+        if "not_options" in c:
+            self.checks.append(lambda cmd: not any(o in cmd.options for o in c["not_options"]))
+        if "args" in c:
+            self.checks.append(
+                lambda cmd: _any([_could_match(w, p) for w in cmd.words for p in c["args"]])
+            )
+        if "operands" in c:
+            self.checks.append(
+                lambda cmd: _any([_could_match(w, p) for w in cmd.operands for p in c["operands"]])
+            )
+        if "dest_paths" in c:
+            self.checks.append(
+                lambda cmd: (
+                    cmd.dest is not None and _path_matches(cmd.dest, cmd.cwd, c["dest_paths"])
+                )
+            )
+        if "paths" in c:
+            self.checks.append(
+                lambda cmd: _any([_path_matches(w, cmd.cwd, c["paths"]) for w in cmd.operands])
+            )
+        if "redirects" in c:
+            self.checks.append(self._redirects)
+        if "sql" in c:
+            self.checks.append(
+                lambda cmd: (
+                    cmd.sql is not None and any(r.search(match_text(cmd.sql)) for r in self.sql_res)
+                )
+            )
+        if "tags" in c:
+            self.checks.append(lambda cmd: any(t in cmd.tags for t in c["tags"]))
+        if "assigns" in c:
+            self.checks.append(
+                lambda cmd: any(fnmatchcase(a, p) for a in cmd.assigns for p in c["assigns"])
+            )
+
+    def names(self, program: str) -> bool:
+        """Whether the rule's ``program`` key (if any) names this program exactly."""
+        if "program" not in self.conf:
+            return True
+        return program in self.prog_exact or bool(self.prog_re and self.prog_re.match(program))
+
+    def _program(self, cmd: Command) -> Match:
+        pats = self.conf["program"]
+        if self.names(cmd.program):
+            return True
+        if "glob-command" in cmd.tags or "dynamic-command" in cmd.tags:
+            if "dynamic-command" in cmd.tags and cmd.program in ("?", "*"):
+                return None
+            return any(fnmatchcase(p, cmd.program) for p in pats)
+        return False
+
+    def _subcommand(self, cmd: Command) -> Match:
+        ops = [w.value.lower() for w in cmd.operands]
+        dynamic = any(w.dynamic for w in cmd.operands)
+        for entry in self.conf["subcommand"]:
+            want = entry.lower().split()
+            if not want:
+                continue
+            if want[0] not in ops[:2]:
+                continue
+            it = iter(ops[ops.index(want[0]) + 1 :])
+            if all(any(fnmatchcase(x, w) for x in it) for w in want[1:]):
+                return True
+        return None if dynamic and not ops[:1] else False
+
+    @staticmethod
+    def _has(cmd: Command, option: str) -> bool:
+        if option in cmd.options:
+            return True
+        if option.startswith("--"):  # GNU: any unambiguous prefix, we accept any prefix
+            return any(
+                o.startswith("--") and len(o) >= 3 and option.startswith(o) for o in cmd.options
+            )
+        return False
+
+    def _redirects(self, cmd: Command) -> Match:
+        results: list[Match] = []
+        for op, target in cmd.redirects:
+            if op not in (">", ">>", ">|", "&>", "&>>", "<>", ">&"):
+                continue
+            if op == ">&" and re.fullmatch(r"\d+|-", target.value):
+                continue
+            results.append(_path_matches(target, cmd.cwd, self.conf["redirects"]))
+        return _any(results)
+
+
+def _str_list(source: TomlSource, key: tuple[Any, ...], value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise source.error(key, "must be a string or a list of non-empty strings")
+    return list(value)
+
+
+def load_rules(source: TomlSource, raw: Any) -> list[Rule]:
+    """Validate ``[[rules]]``; any unknown key, bad type or bad value is a ConfigError."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise source.error(("rules",), "must be an array of tables ([[rules]])")
+    rules: list[Rule] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, dict):
+            raise source.error(("rules", i), "must be a table")
+        for key in entry:
+            if key not in _RULE_KEYS:
+                raise source.error(
+                    ("rules", i, key),
+                    "unknown key (expected one of " + ", ".join(sorted(_RULE_KEYS)) + ")",
+                )
+        rid = entry.get("id")
+        if not isinstance(rid, str) or not _ID.match(rid):
+            raise source.error(
+                ("rules", i, "id"),
+                "must be a non-empty name of letters, digits, '-', '_', '.', ':'",
+            )
+        if rid in seen or rid in ("on_unknown", "default", "too-long"):
+            raise source.error(("rules", i, "id"), f"duplicate or reserved rule id {rid!r}")
+        seen.add(rid)
+        action = entry.get("action")
+        if action not in ACTIONS:
+            raise source.error(("rules", i, "action"), "must be one of allow, deny, review")
+        message = entry.get("message", "")
+        if not isinstance(message, str):
+            raise source.error(("rules", i, "message"), "must be a string")
+        conf = {k: _str_list(source, ("rules", i, k), entry[k]) for k in _LIST_KEYS if k in entry}
+        if not conf:
+            raise source.error(("rules", i), "needs at least one matcher or scope key")
+        rule = Rule(rid, action, message, i, conf)
+        for pattern in conf.get("sql", []):
+            try:
+                rule.sql_res.append(re.compile(pattern, re.I))
+            except re.error as exc:
+                raise source.error(("rules", i, "sql"), f"bad regular expression: {exc}") from None
+        for key in ("options", "options_all", "not_options"):
+            for opt in conf.get(key, []):
+                if not opt.startswith("-") and not opt.startswith("+"):
+                    raise source.error(("rules", i, key), f"option {opt!r} must start with -")
+        rule.compile()
+        rules.append(rule)
+    return rules

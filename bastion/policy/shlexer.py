@@ -1,0 +1,482 @@
+"""The lexical half of the shell reader: words, quotes, expansions, redirections.
+
+``Lexer`` reads one word at a time the way bash does before it runs a command: quote
+removal, ``$'...'`` decoding, brace expansion (see ``words``), and every expansion that
+can run code (``$(...)``, backticks, ``<(...)``, ``${...}``, ``$((...))``, here-doc
+bodies with an unquoted delimiter) is parsed in place, its commands listed with the rest.
+The grammar (lists, pipelines, compound commands) is in ``shparse``.
+
+Limits, in the open: nothing is evaluated; an expansion leaves ``words.DYN`` in the word
+and marks it dynamic. Unterminated quotes, expansions and here-docs, arithmetic nested
+deeper than ``MAX_DEPTH`` and a parse past its deadline raise ``ShellSyntaxError``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .words import DYN, ShellSyntaxError, Word, ansi_c_decode, make_word
+
+__all__ = ["Lexer", "Redirect", "SimpleCommand", "MAX_DEPTH", "MAX_COMMANDS", "META"]
+
+MAX_DEPTH = 40
+MAX_COMMANDS = 4000
+META = " \t\n;&|()<>"
+_COND_META = " \t\n;"
+#: a word followed by an argument (never valid arithmetic: operands need an operator)
+_WORDS = re.compile(r"[A-Za-z_][\w.-]*\s+(?:[\w/~.'\"$`\\]|-[A-Za-z-])")
+_HIST = re.compile(r"![A-Za-z0-9!$?#*:^\-]")
+
+
+@dataclass
+class Redirect:
+    """A redirection: ``op`` like ``>``, ``>>``, ``<``, ``<<``, ``<<<``, ``>&``, ``&>``."""
+
+    op: str
+    target: Word | None = None
+    body: str | None = None  # here-doc body or here-string value
+    body_expands: bool = False  # unquoted here-doc delimiter: body undergoes expansion
+    delim: str = ""
+
+    @property
+    def writes(self) -> bool:
+        return self.op in (">", ">>", ">|", "&>", "&>>", "<>", ">&")
+
+
+@dataclass
+class SimpleCommand:
+    """One simple command as written: assignments, words, redirections, and where stdin
+    comes from (the previous command of a pipeline)."""
+
+    words: list[Word] = field(default_factory=list)
+    assigns: list[tuple[str, Word]] = field(default_factory=list)
+    redirects: list[Redirect] = field(default_factory=list)
+    piped_from: SimpleCommand | None = None
+    tags: set[str] = field(default_factory=set)
+    context: str = ""
+
+
+class Lexer:
+    """Cursor over the source with the reading state; ``shparse._Parser`` adds grammar."""
+
+    def __init__(self, src: str, deadline: float, depth: int):
+        self.s = src
+        self.n = len(src)
+        self.i = 0
+        self.deadline = deadline
+        self.depth = depth
+        self.out: list[SimpleCommand] = []
+        self.pending: list[Redirect] = []  # here-docs waiting for the next newline
+        self.cond = False
+        self.pipe_src: SimpleCommand | None = None
+        self.context: list[str] = []
+        self.functions: list[str] = []
+        self.hist = False
+        self.partial = False  # a piece of a larger input: here-doc bodies may be outside
+        self.have_cmd = False  # a command precedes the cursor in this list (";" is valid)
+        self.pending_cmd = False  # after "&&", "||" or "|": a command must follow
+        self.open: dict[str, int] = {"fi": 0, "do": 0, "done": 0, "}": 0}
+
+    # ---- helpers ------------------------------------------------------------------
+    def fail(self, msg: str) -> ShellSyntaxError:
+        return ShellSyntaxError(f"{msg} at offset {self.i}")
+
+    def emit(self, cmd: SimpleCommand) -> None:
+        if len(self.out) >= MAX_COMMANDS:
+            raise self.fail("too many commands")
+        if self.context:
+            cmd.context = self.context[-1]
+        self.out.append(cmd)
+
+    def sub(self, src: str, context: str = "") -> list[SimpleCommand]:
+        """Parse nested source (backticks, here-doc bodies) with this parser's limits."""
+        if self.depth + 1 > MAX_DEPTH:
+            raise self.fail("nesting too deep")
+        p = type(self)(src, self.deadline, self.depth + 1)
+        p.parse_list(frozenset())
+        p.finish()
+        for c in p.out:
+            if context and not c.context:
+                c.context = context
+        return p.out
+
+    def skip_blanks(self) -> None:
+        s, n = self.s, self.n
+        while self.i < n:
+            c = s[self.i]
+            if c in " \t":
+                self.i += 1
+            elif c == "\\" and s.startswith("\\\n", self.i):
+                self.i += 2
+            elif c == "#":
+                while self.i < n and s[self.i] != "\n":
+                    self.i += 1
+            else:
+                return
+
+    def newline(self) -> None:
+        """Consume a newline and read the bodies of pending here-docs after it."""
+        self.i += 1
+        pending, self.pending = self.pending, []
+        for red in pending:
+            delim = red.delim
+            strip = red.op == "<<-"
+            lines: list[str] = []
+            while self.i < self.n:
+                end = self.s.find("\n", self.i)
+                end = self.n if end < 0 else end
+                line = self.s[self.i : end]
+                self.i = min(end + 1, self.n)
+                if (line.lstrip("\t") if strip else line) == delim:
+                    break
+                lines.append(line)
+            else:
+                if not self.partial:
+                    raise self.fail(f"here-document without its end ({delim!r})")
+            red.body = "\n".join(lines) + ("\n" if lines else "")
+            if red.body_expands:
+                self.scan_expansions(red.body)
+
+    def scan_expansions(self, text: str) -> bool:
+        """Emit commands from substitutions in here-doc-like text; True if any expansion."""
+        if "$" not in text and "`" not in text:
+            return False
+        p = type(self)(text, self.deadline, self.depth + 1)
+        p.context = self.context[-1:]
+        _, _, dynamic = p.read_word_chars(heredoc=True)
+        self.out.extend(p.out)
+        return dynamic
+
+    # ---- tokens -------------------------------------------------------------------
+    def peek_op(self) -> str | None:
+        """The operator at the cursor (after blanks), or None if a word starts here."""
+        self.skip_blanks()
+        if self.i >= self.n:
+            return "EOF"
+        s, i = self.s, self.i
+        c = s[i]
+        if c == "\n":
+            return "\n"
+        if self.cond:
+            if s.startswith("]]", i) and (i + 2 >= self.n or s[i + 2] in META):
+                return "]]"
+            return ";" if c == ";" else None
+        for op in (";;&", ";;", ";&", "&&", "||", "|&", ";", "&", "|", "(", ")"):
+            if s.startswith(op, i):
+                if op in ("&",) and s.startswith("&>", i):
+                    break
+                return op
+        return None
+
+    def read_redirect(self) -> Redirect | None:
+        """Read a redirection at the cursor (with an optional fd or {var} prefix)."""
+        m = re.compile(
+            r"(\d+|\{[A-Za-z_][A-Za-z0-9_]*\})?(&>>|&>|<<<|<<-|<<|<>|<&|>&|>>|>\||<|>)"
+        ).match(self.s, self.i)
+        if not m or self.s.startswith(("<(", ">("), m.start(2)):
+            return None
+        op = m.group(2)
+        self.i = m.end()
+        self.skip_blanks()
+        if self.i >= self.n or self.s[self.i] in "\n;&|()<>":
+            raise self.fail(f"missing target for {op}")
+        if op in ("<<", "<<-"):
+            chars, _, _ = self.read_word_chars()
+            start = m.end()
+            raw_delim = self.s[start : self.i].strip()
+            quoted = any(q in raw_delim for q in "'\"\\")
+            red = Redirect(op, None, None, body_expands=not quoted, delim=chars.replace(DYN, "$"))
+            self.pending.append(red)
+            return red
+        words = self.read_words()
+        target = words[0] if words else Word("", dynamic=True)
+        if op == "<<<":
+            return Redirect(op, target, body=target.value)
+        return Redirect(op, target)
+
+    # ---- words --------------------------------------------------------------------
+    def read_words(self) -> list[Word]:
+        start = self.i
+        chars, mask, dynamic = self.read_word_chars()
+        if self.i == start:  # an operator where a word must be: never loop on it
+            raise self.fail(f"unexpected {self.s[self.i:self.i + 1]!r}")
+        raw = self.s[start : self.i]
+        if _HIST.search(raw) and "'" not in raw:
+            self.hist = True
+        quoted = "q" in mask and any(q in raw for q in "'\"\\$")
+        return make_word(chars, mask, raw, dynamic, quoted, expand_braces=not self.cond)
+
+    def read_word_chars(self, heredoc: bool = False, stop: str = "") -> tuple[str, str, bool]:
+        """Read one word (or, for here-docs, all text); return value, quote mask, dynamic."""
+        s, n = self.s, self.n
+        chars: list[str] = []
+        mask: list[str] = []
+        dynamic = False
+        meta = "" if heredoc else (_COND_META if self.cond else META)
+        while self.i < n:
+            c = s[self.i]
+            if stop and c in stop:
+                break
+            if c in meta:
+                if c in "<>" and s.startswith("(", self.i + 1) and not chars:
+                    self.i += 2
+                    self.substitution(")", "process substitution")
+                    chars.append(DYN)
+                    mask.append("q")
+                    dynamic = True
+                    continue
+                if c == "(" and chars and chars[-1] in "@!+*?" and mask[-1] == "u":
+                    self.extglob(chars, mask)
+                    continue
+                break
+            if c == "\\":
+                nxt = s[self.i + 1 : self.i + 2]
+                if nxt == "\n":
+                    self.i += 2
+                    continue
+                if heredoc:
+                    if nxt in "$`\\":
+                        chars.append(nxt)
+                        mask.append("q")
+                        self.i += 2
+                    else:
+                        chars.append(c)
+                        mask.append("q")
+                        self.i += 1
+                    continue
+                chars.append(nxt)
+                mask.append("q")
+                self.i += 2
+                continue
+            if c == "'" and not heredoc:
+                end = s.find("'", self.i + 1)
+                if end < 0:
+                    raise self.fail("unterminated single quote")
+                body = s[self.i + 1 : end]
+                chars.append(body)
+                mask.append("q" * len(body))
+                self.i = end + 1
+                continue
+            if c == '"' and not heredoc:
+                self.i += 1
+                if self.dquote(chars, mask):
+                    dynamic = True
+                continue
+            if c == "$":
+                nxt = s[self.i + 1 : self.i + 2]
+                if nxt == "'" and not heredoc:
+                    end = self.i + 2
+                    while end < n and s[end] != "'":
+                        end += 2 if s[end] == "\\" else 1
+                    if end >= n:
+                        raise self.fail("unterminated $'")
+                    body = ansi_c_decode(s[self.i + 2 : end])
+                    chars.append(body)
+                    mask.append("q" * len(body))
+                    self.i = end + 1
+                    continue
+                if nxt == '"' and not heredoc:
+                    self.i += 2
+                    if self.dquote(chars, mask):
+                        dynamic = True
+                    continue
+                if self.dollar():
+                    chars.append(DYN)
+                    mask.append("q")
+                    dynamic = True
+                else:
+                    chars.append("$")
+                    mask.append("q")
+                continue
+            if c == "`":
+                self.backtick()
+                chars.append(DYN)
+                mask.append("q")
+                dynamic = True
+                continue
+            chars.append(c)
+            mask.append("q" if heredoc else "u")
+            self.i += 1
+        return "".join(chars), "".join(mask), dynamic
+
+    def extglob(self, chars: list[str], mask: list[str]) -> None:
+        depth = 0
+        while self.i < self.n:
+            c = self.s[self.i]
+            chars.append(c)
+            mask.append("u")
+            self.i += 1
+            if c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+                if depth == 0:
+                    return
+        raise self.fail("unterminated extglob")
+
+    def dquote(self, chars: list[str], mask: list[str]) -> bool:
+        """Read a double-quoted part (cursor after the quote); True if it expands."""
+        s, n = self.s, self.n
+        dynamic = False
+        while self.i < n:
+            c = s[self.i]
+            if c == '"':
+                self.i += 1
+                return dynamic
+            if c == "\\" and self.i + 1 < n:
+                nxt = s[self.i + 1]
+                if nxt == "\n":
+                    self.i += 2
+                    continue
+                if nxt in '$`"\\':
+                    chars.append(nxt)
+                else:
+                    chars.append("\\" + nxt)
+                mask.append("q" * len(chars[-1]))
+                self.i += 2
+                continue
+            if c == "$":
+                if self.dollar():
+                    chars.append(DYN)
+                    dynamic = True
+                else:
+                    chars.append("$")
+                mask.append("q")
+                continue
+            if c == "`":
+                self.backtick()
+                chars.append(DYN)
+                mask.append("q")
+                dynamic = True
+                continue
+            chars.append(c)
+            mask.append("q")
+            self.i += 1
+        raise self.fail("unterminated double quote")
+
+    def dollar(self) -> bool:
+        """Read an expansion at ``$``; return True if it is one (cursor moves past it)."""
+        s = self.s
+        nxt = s[self.i + 1 : self.i + 2]
+        if s.startswith("$((", self.i) and self.arith_end(self.i + 3) is not None:
+            end = self.arith_end(self.i + 3)
+            assert end is not None
+            self.arith(self.i + 3, end)
+            self.i = end + 2
+            return True
+        if nxt == "(":
+            self.i += 2
+            self.substitution(")", "command substitution")
+            return True
+        if nxt == "[":
+            end = s.find("]", self.i)
+            if end < 0:
+                raise self.fail("unterminated $[")
+            self.arith(self.i + 2, end)
+            self.i = end + 1
+            return True
+        if nxt == "{":
+            self.i += 2
+            self.braced()
+            return True
+        m = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9@*#?$!\-]").match(s, self.i + 1)
+        if m:
+            self.i = m.end()
+            return True
+        self.i += 1
+        return False
+
+    def arith_end(self, start: int) -> int | None:
+        """Index of the ``))`` closing arithmetic that starts at ``start``, else None."""
+        depth, i, s = 0, start, self.s
+        while i < self.n:
+            c = s[i]
+            if c == "(":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise self.fail("nesting too deep")
+            elif c == ")":
+                if depth == 0:
+                    return i if s.startswith("))", i) else None
+                depth -= 1
+            elif c in "'\"":
+                end = s.find(c, i + 1)
+                if end < 0:
+                    return None
+                i = end
+            i += 1
+        return None
+
+    def arith(self, start: int, end: int) -> None:
+        """Arithmetic text: a substitution inside is run and is itself a finding."""
+        text = self.s[start:end]
+        if "$(" in text or "`" in text or "$[" in text:
+            self.emit(SimpleCommand(tags={"arith-substitution"}))
+            self.scan_expansions(text)
+        elif _WORDS.search(text) or any(q in text for q in "'\"\\"):
+            # "$(( rm -rf / ))" is not arithmetic: bash fails on it, but a shell that read
+            # "$( (" would run it, so that reading is judged too
+            try:
+                alt = self.sub(text, "if $((...)) were read as $( (...) )")
+            except ShellSyntaxError:
+                alt = []
+            self.out.extend(c for c in alt if c.words)
+
+    def braced(self) -> None:
+        """Skip a ``${...}`` (cursor after the brace), emitting inner substitutions."""
+        s, n = self.s, self.n
+        while self.i < n:
+            c = s[self.i]
+            if c == "}":
+                self.i += 1
+                return
+            if c == "\\":
+                self.i += 2
+            elif c == "'":
+                end = s.find("'", self.i + 1)
+                if end < 0:
+                    raise self.fail("unterminated quote in ${")
+                self.i = end + 1
+            elif c == '"':
+                self.i += 1
+                self.dquote([], [])
+            elif c == "$":
+                self.dollar()
+            elif c == "`":
+                self.backtick()
+            else:
+                self.i += 1
+        raise self.fail("unterminated ${")
+
+    def backtick(self) -> None:
+        s, i = self.s, self.i + 1
+        body: list[str] = []
+        while i < self.n and s[i] != "`":
+            if s[i] == "\\" and i + 1 < self.n and s[i + 1] in "`$\\":
+                body.append(s[i + 1])
+                i += 2
+            else:
+                body.append(s[i])
+                i += 1
+        if i >= self.n:
+            raise self.fail("unterminated backtick")
+        self.i = i + 1
+        self.out.extend(self.sub("".join(body), "inside `...`"))
+
+    def substitution(self, close: str, what: str) -> None:
+        """Parse ``$( ... )`` or ``<( ... )`` in place (cursor after the opening)."""
+        if self.depth + len(self.context) > MAX_DEPTH:
+            raise self.fail("nesting too deep")
+        saved = self.cond, self.pipe_src, self.have_cmd, self.pending_cmd
+        self.cond, self.pipe_src, self.have_cmd, self.pending_cmd = False, None, False, False
+        self.context.append(f"inside {what}")
+        self.parse_list(frozenset({close}))
+        self.context.pop()
+        self.cond, self.pipe_src, self.have_cmd, self.pending_cmd = saved
+
+    def parse_list(self, stops: frozenset[str]) -> str:  # pragma: no cover - see shparse
+        raise NotImplementedError
+
+    def finish(self) -> None:  # pragma: no cover - see shparse
+        raise NotImplementedError

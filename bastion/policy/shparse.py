@@ -1,0 +1,376 @@
+"""A lenient bash reader that lists every simple command that could run.
+
+Why not only bashlex: bashlex raises on everyday bash (``[[ ]]``, ``$(( ))``, ``case``,
+arrays, ``for ((;;))``) and misreads quoted here-doc delimiters, which can hide a
+command. This reader is built for one question, "what could run?", so it over-approximates:
+reserved words in command position (``if then do done { } !`` ...) are skipped, function
+bodies and alias bodies count as run, both sides of ``&&``/``||`` count, and every command
+and process substitution (in words, ``${...}``, arithmetic, here-doc bodies, redirect
+targets, ``[[ ]]``) is listed with the rest. bashlex still runs as a cross-check
+(see ``crosscheck.py``) and the most restrictive reading wins. This module is the
+grammar (lists, pipelines, compound commands, functions, ``case``, assignments, and the
+balance of ``if/fi``, ``do/done``, ``{ }``); words and expansions are read in ``shlexer``.
+
+Limits, in the open: nothing is evaluated. Variables, substitutions and arithmetic
+produce dynamic words (see ``words.DYN``); the caller decides what that means (in command
+position: unknown). Syntax we do not read raises ``ShellSyntaxError`` and the policy
+answers on_unknown: unbalanced quotes or parentheses, an unbalanced compound command
+(``if`` without ``fi``), a here-doc without its end, a separator with no command before
+or after it, nesting deeper than ``MAX_DEPTH``, more than ``MAX_COMMANDS`` commands, a
+parse past its deadline. Input is read once, character by character, so time grows
+linearly with its size.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from .shlexer import MAX_COMMANDS, MAX_DEPTH, META, Lexer, Redirect, SimpleCommand
+from .words import ShellSyntaxError, Word
+
+__all__ = ["Redirect", "SimpleCommand", "parse", "ShellSyntaxError", "MAX_DEPTH", "MAX_COMMANDS"]
+
+_RESERVED_SKIP = {
+    "{",
+    "}",
+    "!",
+    "if",
+    "then",
+    "else",
+    "elif",
+    "fi",
+    "do",
+    "done",
+    "while",
+    "until",
+    "time",
+    "coproc",
+    "esac",
+}
+_ASSIGN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=")
+_SEPARATORS = {";", "&", "&&", "||", "\n", ";;", ";&", ";;&", "|", "|&"}
+
+
+class _Parser(Lexer):
+    """The grammar: lists, pipelines, compound commands, functions, case, assignments."""
+
+    # ---- grammar ------------------------------------------------------------------
+    def parse_list(self, stops: frozenset[str]) -> str:
+        """Read commands until one of ``stops`` (consumed) or the end; return the stop."""
+        while True:
+            if time.monotonic() > self.deadline:
+                raise ShellSyntaxError("parse took too long")
+            op = self.peek_op()
+            if op == "EOF":
+                if stops - {"esac"} or self.pending_cmd:
+                    raise self.fail("unexpected end of input")
+                return "EOF"
+            if op in stops:
+                if self.pending_cmd:
+                    raise self.fail(f"unexpected {op!r}")
+                self.i += len(op)
+                self.have_cmd = True
+                return op
+            if op == "\n":
+                self.newline()
+                self.pipe_src = None
+                if not self.pending_cmd:
+                    self.have_cmd = False
+                continue
+            if op in _SEPARATORS and (
+                not self.have_cmd or self.pending_cmd or op in (";;", ";&", ";;&")
+            ):
+                raise self.fail(f"unexpected {op!r}")
+            if op in ("|", "|&"):
+                self.i += len(op)
+                self.pipe_src = self.out[-1] if self.out else None
+                self.pending_cmd = True
+                continue
+            if op in _SEPARATORS:
+                self.i += len(op)
+                self.pipe_src = None
+                self.pending_cmd = op in ("&&", "||")
+                self.have_cmd = False
+                continue
+            if op == ")":
+                raise self.fail("unexpected )")
+            self.pending_cmd = False
+            self.have_cmd = True
+            if op == "(":
+                if self.depth + len(self.context) > MAX_DEPTH:
+                    raise self.fail("nesting too deep")
+                self.i += 1
+                if self.s.startswith("(", self.i) and self.arith_end(self.i + 1) is not None:
+                    end = self.arith_end(self.i + 1)
+                    assert end is not None
+                    self.arith(self.i + 1, end)
+                    self.i = end + 2
+                else:
+                    self.context.append("inside a subshell")
+                    self.have_cmd = False
+                    self.parse_list(frozenset({")"}))
+                    self.context.pop()
+                self.have_cmd = True
+                self.trailing_redirects()
+                continue
+            stop = self.parse_command(stops)
+            if stop:
+                return stop
+
+    def trailing_redirects(self) -> None:
+        """Redirects after a compound command apply to all of it: keep them as a command."""
+        cmd = SimpleCommand()
+        while True:
+            self.skip_blanks()
+            red = self.read_redirect()
+            if red is None:
+                break
+            cmd.redirects.append(red)
+        if cmd.redirects:
+            self.emit(cmd)
+
+    def word_at_command_position(self) -> str | None:
+        m = re.compile(r"[^\s;&|()<>'\"\\$`]+").match(self.s, self.i)
+        if m and (m.end() >= self.n or self.s[m.end()] in META):
+            return m.group()
+        return None
+
+    def parse_command(self, stops: frozenset[str]) -> str | None:
+        """One simple command (or a compound's header) at command position."""
+        word = self.word_at_command_position()
+        if word == "esac" and "esac" in stops:
+            self.i += 4
+            return "esac"
+        if word in _RESERVED_SKIP:
+            self.reserved(word)
+            self.i += len(word)
+            if word == "time":
+                self.skip_blanks()
+                if self.s.startswith("-p", self.i):
+                    self.i += 2
+            return None
+        if word in ("for", "select"):
+            self.open["do"] += 1
+            self.i += len(word)
+            self.skip_blanks()
+            if self.s.startswith("((", self.i):
+                end = self.arith_end(self.i + 2)
+                if end is None:
+                    raise self.fail("unterminated for ((")
+                self.arith(self.i + 2, end)
+                self.i = end + 2
+                return None
+            while self.peek_op() is None:  # NAME [in words...]: substitutions still run
+                self.read_words()
+            return None
+        if word == "case":
+            self.i += 4
+            return self.parse_case()
+        if word == "function":
+            self.i += len(word)
+            self.skip_blanks()
+            name = self.word_at_command_position() or ""
+            self.i += len(name)
+            self.skip_blanks()
+            if self.s.startswith("()", self.i):
+                self.i += 2
+            return self.function_body(name, stops)
+        if word == "[[":
+            self.i += 2
+            self.cond = True
+            try:
+                while (op := self.peek_op()) != "]]":
+                    if op in ("EOF", ";", "\n"):
+                        raise self.fail("unterminated [[")
+                    self.read_words()
+                self.i += 2
+            finally:
+                self.cond = False
+            return None
+        if word and "=" not in word:
+            j = self.i + len(word)
+            m = re.compile(r"[ \t]*\([ \t]*\)").match(self.s, j)
+            if m:
+                self.i = m.end()
+                return self.function_body(word, stops)
+        return self.simple_command()
+
+    def reserved(self, word: str) -> None:
+        """Keep count of compound commands opened and closed: unbalanced ones fail."""
+        opener = {"if": "fi", "{": "}", "while": "do", "until": "do"}.get(word)
+        if opener:
+            self.open[opener] += 1
+        elif word == "do":
+            self.close("do")
+            self.open["done"] += 1
+        elif word in ("fi", "done", "}"):
+            self.close(word)
+        elif word in ("then", "elif", "else") and not self.open["fi"]:
+            raise self.fail(f"unexpected {word!r}")
+        if word in ("fi", "done", "}", "esac"):
+            self.have_cmd = True
+        else:
+            self.have_cmd = False
+
+    def close(self, word: str) -> None:
+        if self.open[word] <= 0:
+            raise self.fail(f"unexpected {word!r}")
+        self.open[word] -= 1
+
+    def finish(self) -> None:
+        """At the end of input: every compound closed, every here-doc read."""
+        if self.pending and not self.partial:
+            raise self.fail("here-document without its end")
+        for word, count in self.open.items():
+            if count:
+                raise self.fail(f"missing {word!r}")
+
+    def function_body(self, name: str, stops: frozenset[str]) -> str | None:
+        """A function definition: its body counts as run; self-calls are a finding."""
+        start = len(self.out)
+        self.context.append(f"in function {name}")
+        while self.peek_op() == "\n":
+            self.newline()
+        word = self.word_at_command_position()
+        if word == "{":
+            self.i += 1
+            depth = 1
+            while depth:
+                op = self.peek_op()
+                if op == "EOF":
+                    raise self.fail("unterminated function body")
+                w = self.word_at_command_position() if op is None else None
+                if w == "}":
+                    depth -= 1
+                    self.i += 1
+                    continue
+                if w == "{":
+                    depth += 1
+                    self.i += 1
+                    continue
+                if op in ("\n", ";", "&", "&&", "||", "|", "|&"):
+                    if op == "\n":
+                        self.newline()
+                    else:
+                        self.i += len(op)
+                    if op in ("|", "|&"):
+                        self.pipe_src = self.out[-1] if self.out else None
+                    continue
+                if op == "(":
+                    self.i += 1
+                    self.parse_list(frozenset({")"}))
+                    continue
+                stop = self.parse_command(frozenset())
+                if stop:
+                    raise self.fail("unexpected " + stop)
+        elif self.peek_op() == "(":
+            self.i += 1
+            self.parse_list(frozenset({")"}))
+        else:
+            self.parse_command(frozenset())
+        self.context.pop()
+        self.trailing_redirects()
+        for cmd in self.out[start:]:
+            if cmd.words and cmd.words[0].value == name:
+                cmd.tags.add("recursive-function")
+        self.functions.append(name)
+        return None
+
+    def parse_case(self) -> str | None:
+        self.skip_blanks()
+        self.read_words()
+        while self.peek_op() == "\n":
+            self.newline()
+        if self.word_at_command_position() != "in":
+            raise self.fail("case without in")
+        self.i += 2
+        while True:
+            while (op := self.peek_op()) in ("\n", ";;", ";&", ";;&", ";"):
+                if op == "\n":
+                    self.newline()
+                else:
+                    self.i += len(op)
+            if op == "EOF":
+                raise self.fail("unterminated case")
+            if self.word_at_command_position() == "esac":
+                self.i += 4
+                return None
+            if op == "(":
+                self.i += 1
+            while True:  # patterns: w | w | w )
+                op = self.peek_op()
+                if op == ")":
+                    self.i += 1
+                    break
+                if op == "|":
+                    self.i += 1
+                    continue
+                if op is not None:
+                    raise self.fail("bad case pattern")
+                start = self.i
+                self.read_word_chars(stop="|)")
+                if self.i == start:
+                    raise self.fail("bad case pattern")
+            stop = self.parse_list(frozenset({";;", ";&", ";;&", "esac"}))
+            if stop in ("esac", "EOF"):
+                return None
+
+    def simple_command(self) -> str | None:
+        cmd = SimpleCommand(piped_from=self.pipe_src)
+        self.pipe_src = None
+        outer_hist, self.hist = self.hist, False
+        while True:
+            op = self.peek_op()
+            if op is not None:
+                break
+            red = self.read_redirect()
+            if red is not None:
+                cmd.redirects.append(red)
+                continue
+            start = self.i
+            if not cmd.words:
+                m = _ASSIGN.match(self.s, self.i)
+                if m:
+                    name = m.group().split("[")[0].rstrip("+=")
+                    self.i = m.end()
+                    if self.s.startswith("(", self.i):  # array assignment
+                        self.i += 1
+                        while (op := self.peek_op()) != ")":
+                            if op not in (None, "\n"):
+                                raise self.fail("unterminated array")
+                            if op == "\n":
+                                self.newline()
+                                continue
+                            self.read_words()
+                        self.i += 1
+                        cmd.assigns.append((name, Word("", self.s[start : self.i], True)))
+                        continue
+                    chars, mask, dyn = self.read_word_chars()
+                    cmd.assigns.append((name, Word(chars, self.s[start : self.i], dyn)))
+                    continue
+            words = self.read_words()
+            if self.i == start:
+                raise self.fail(f"unexpected {self.s[self.i]!r}")
+            cmd.words.extend(words)
+        if self.hist:
+            cmd.tags.add("history-expansion")
+        self.hist = outer_hist
+        if not (cmd.words or cmd.assigns or cmd.redirects):
+            raise self.fail("unexpected " + repr(self.s[self.i : self.i + 2]))
+        self.emit(cmd)
+        return None
+
+
+def parse(src: str, timeout: float = 0.2, partial: bool = False) -> list[SimpleCommand]:
+    """Every simple command in ``src``, in source order (substitutions before their user).
+
+    Raises ShellSyntaxError for input we cannot read, including a parse that takes longer
+    than ``timeout`` seconds. ``partial``: ``src`` is a piece of a larger input (a command
+    the second reader found), so a here-doc's body may lie outside it.
+    """
+    p = _Parser(src, time.monotonic() + timeout, 0)
+    p.partial = partial
+    p.parse_list(frozenset())
+    p.finish()
+    return p.out

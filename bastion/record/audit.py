@@ -1,0 +1,40 @@
+"""Append-only JSON-lines audit log: one typed event a line.
+
+Each record is one ``os.write`` on a file opened with O_APPEND, so concurrent sessions
+never interleave inside a line and a crash leaves whole lines only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["AuditLog"]
+
+log = logging.getLogger("bastion.audit")
+
+
+class AuditLog:
+    """Writes events such as connection, auth, channel, decision, session_end."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+
+    def write(self, event: str, **fields: Any) -> None:
+        record = {"ts": round(time.time(), 6), "event": event, **fields}
+        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        try:
+            os.write(self._fd, line.encode("utf-8", errors="replace"))
+        except OSError as exc:  # never let the audit log take a session's connection down
+            log.error("audit log write failed (%s): %s", exc, line.strip())
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
