@@ -39,6 +39,9 @@ EXIT_HELD = 75
 #: Exit status when the bastion itself could not run the command (like ssh's 255).
 EXIT_BASTION_ERROR = 255
 
+#: Longest a target's EOF waits for the exit status that usually follows it at once.
+EOF_HOLD_SECONDS = 5.0
+
 _PASS_ENV_PREFIXES = ("LANG", "LC_")
 _HOLD_LIMIT = 256 * 1024
 
@@ -71,6 +74,12 @@ class _Upstream(asyncssh.SSHClientSession[bytes]):
     def eof_received(self) -> bool:
         self.down.target_eof()
         return True
+
+    def exit_status_received(self, status: int) -> None:
+        self.down.target_exited()
+
+    def exit_signal_received(self, signal: str, core_dumped: bool, msg: str, lang: str) -> None:
+        self.down.target_exited()
 
     def pause_writing(self) -> None:
         self.down.pause_client()
@@ -105,6 +114,7 @@ class BastionSession(asyncssh.SSHServerSession[bytes]):
         self._held: list[bytes] = []  # client bytes that arrived before the target was ready
         self._held_size = 0
         self.task: asyncio.Task | None = None
+        self._eof_hold: asyncio.TimerHandle | None = None  # target EOF waiting for the status
 
     # ---- requests from the client (answered at once) ----
     def connection_made(self, chan: asyncssh.SSHServerChannel) -> None:
@@ -238,13 +248,16 @@ class BastionSession(asyncssh.SSHServerSession[bytes]):
             command=self.command,
         )
         self._record_decision(decision)
+        # The reason starts with "deny (rule): "; say it once, in the user's words.
+        detail = decision.reason.removeprefix(f"{decision.action} ({decision.rule})")
+        detail = detail.removeprefix(":").strip()
         if decision.action == "deny":
-            self._finish(EXIT_DENIED, f"denied ({decision.rule}): {decision.reason}")
+            self._finish(EXIT_DENIED, f"denied ({decision.rule}): {detail}")
             return
         if decision.action != "allow":
             self._finish(
                 EXIT_HELD,
-                f"held for review ({decision.rule}): {decision.reason}; approvals are not "
+                f"held for review ({decision.rule}): {detail}; approvals are not "
                 f"enabled on this bastion yet, so the command was not run",
             )
             return
@@ -393,14 +406,34 @@ class BastionSession(asyncssh.SSHServerSession[bytes]):
             self.chan.write(data, datatype)
 
     def target_eof(self) -> None:
-        """Pass EOF on, or, when the command has already exited, its status first.
+        """Pass EOF on once the command's exit status is known, the status first.
 
-        sshd sends exit-status before EOF. An OpenSSH ControlMaster closes a channel once
-        EOF has gone both ways, so an EOF forwarded ahead of the status could lose it."""
+        sshd may send EOF before exit-status, and an OpenSSH ControlMaster closes a
+        channel as soon as EOF has gone both ways: an EOF passed on at once would lose
+        the status (the client then reports 255). So EOF waits for the status, or the
+        target's close, for at most ``EOF_HOLD_SECONDS`` (a command that closed its
+        output and runs on still gets its EOF)."""
         if self.chan is None or self.finished:
             return
         if not self._deliver_exit(None):
+            loop = asyncio.get_running_loop()
+            self._eof_hold = loop.call_later(EOF_HOLD_SECONDS, self._release_eof)
+
+    def target_exited(self) -> None:
+        """The command's exit status or signal arrived: deliver it if EOF is waiting."""
+        if self._eof_hold is not None and not self.finished:
+            self._cancel_eof_hold()
+            self._deliver_exit(None)
+
+    def _release_eof(self) -> None:
+        self._eof_hold = None
+        if self.chan is not None and not self.finished:
             self.chan.write_eof()
+
+    def _cancel_eof_hold(self) -> None:
+        if self._eof_hold is not None:
+            self._eof_hold.cancel()
+            self._eof_hold = None
 
     def pause_client(self) -> None:
         if self.chan is not None:
@@ -411,6 +444,7 @@ class BastionSession(asyncssh.SSHServerSession[bytes]):
             self.chan.resume_reading()
 
     def target_closed(self, exc: Exception | None) -> None:
+        self._cancel_eof_hold()
         if self.lease:
             self.lease.release()
             self.lease = None
@@ -442,6 +476,7 @@ class BastionSession(asyncssh.SSHServerSession[bytes]):
         if self.finished:
             return
         self.finished = True
+        self._cancel_eof_hold()
         self._held.clear()
         if message and self.chan is not None:
             line = f"bastion: {message}\r\n" if self.term else f"bastion: {message}\n"

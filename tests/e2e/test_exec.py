@@ -150,3 +150,16 @@ def test_many_commands_over_one_control_master_keep_their_status(world):
         assert failures == []
     finally:
         world.alice.ssh(*opts, "-O", "exit", TARGET)
+
+
+def test_status_survives_eof_long_before_exit_over_control_master(world):
+    """The target's EOF comes well before its exit status (output closed, command runs
+    on): the ControlMaster must still get the status instead of reporting 255."""
+    opts = ["-o", "ControlMaster=auto", "-o", "ControlPersist=30"]
+    try:
+        r = world.alice.ssh(
+            *opts, "-J", "bastion", TARGET, "echo early; exec >&- 2>&-; sleep 0.5; exit 3"
+        )
+        assert (r.returncode, r.stdout) == (3, b"early\n"), r.stderr
+    finally:
+        world.alice.ssh(*opts, "-O", "exit", TARGET)
