@@ -382,9 +382,21 @@ def user_main() -> None:
     help="Your principal on the bastion.",
 )
 @click.option("--identity", default="~/.ssh/id_ed25519", show_default=True)
-def ssh_config(bastion_addr: str, user: str, identity: str) -> None:
-    """Print an ~/.ssh/config snippet to reach targets through the bastion."""
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="NAME",
+    help="A target you reach through the bastion (repeat). `ssh bastion` lists yours.",
+)
+def ssh_config(bastion_addr: str, user: str, identity: str, targets: tuple[str, ...]) -> None:
+    """Print an ~/.ssh/config snippet to reach targets through the bastion.
+
+    The Host line for targets must name them as the bastion knows them: the bastion
+    reads the target from the name ssh asks it to jump to."""
     host, _, port = bastion_addr.partition(":")
+    names = " ".join(targets) or "web1 db1"
+    hint = "" if targets else "# replace web1 db1 with your targets (`ssh bastion` lists them)\n"
     click.echo(f"""Host bastion
     HostName {host}
     Port {port or 22}
@@ -392,7 +404,7 @@ def ssh_config(bastion_addr: str, user: str, identity: str) -> None:
     IdentityFile {identity}
     CertificateFile {identity}-cert.pub
 
-Host *.via-bastion
+{hint}Host {names}
     ProxyJump bastion
     IdentityFile {identity}
     CertificateFile {identity}-cert.pub""")

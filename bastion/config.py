@@ -322,6 +322,12 @@ def load_policy_file(home: Path | str | None = None) -> Policy:
 def load_config(home: Path | str | None = None, *, check_keys: bool = True) -> Config:
     """Load and validate <home>/policies.toml; with check_keys, also the key files."""
     paths = HomePaths(Path(home).resolve() if home else default_home())
+    if not paths.config.exists():
+        raise ConfigError(
+            f"file not found: is {paths.home} a bastion home? "
+            f"Create one with `bastion init --home {paths.home}`",
+            path=str(paths.config),
+        )
     source = TomlSource.load(paths.config)
     for key in source.data:
         if key not in _OWN_SECTIONS and key not in POLICY_SECTIONS:

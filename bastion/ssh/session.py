@@ -107,7 +107,7 @@ class BastionSession(asyncssh.SSHServerSession[bytes]):
         self.lease: Lease | None = None
         self.command: str | None = None
         self.kind = "exec"
-        self.term: tuple[str, tuple[int, int, int, int], dict] | None = None
+        self.term: tuple[str, tuple[int, int, int, int], dict[int, int]] | None = None
         self.cast: CastWriter | None = None
         self.client_eof = False
         self.finished = False
@@ -290,25 +290,24 @@ class BastionSession(asyncssh.SSHServerSession[bytes]):
     async def _open_upstream(self) -> None:
         ctx = self.ctx
         assert self.chan is not None and self.command is not None
-        env = {
-            k: v
-            for k, v in self.chan.get_environment().items()
-            if isinstance(k, str) and k.startswith(_PASS_ENV_PREFIXES)
+        env: dict[bytes | str, bytes | str] = {
+            k: v for k, v in self.chan.get_environment().items() if k.startswith(_PASS_ENV_PREFIXES)
         }
-        pty: dict[str, object] = {}
-        if self.term:
-            pty = {"term_type": self.term[0], "term_size": self.term[1], "term_modes": self.term[2]}
+        # () means "no PTY" to asyncssh (with config=None), as the client asked.
+        term_type, term_size, term_modes = self.term or ((), (), ())
         for attempt in range(3):
             lease = self.lease = await ctx.services.pool.lease(ctx.target, ctx.login)
             try:
                 self.up_chan, _ = await lease.conn.create_session(
                     lambda: _Upstream(self),
                     self.command,
-                    env=env or (),
+                    env=env,
                     encoding=None,
                     window=ctx.services.window,
                     max_pktsize=ctx.services.max_pktsize,
-                    **pty,
+                    term_type=term_type,
+                    term_size=term_size,
+                    term_modes=term_modes,
                 )
                 break
             except asyncssh.ChannelOpenError as exc:

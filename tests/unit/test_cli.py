@@ -110,3 +110,8 @@ def test_user_cli_prints_ssh_config():
     )
     assert r.exit_code == 0
     assert "Port 2222" in r.output and "ProxyJump bastion" in r.output
+    assert "replace web1 db1" in r.output
+    r = CliRunner().invoke(
+        user_main, ["ssh-config", "--bastion", "b:2222", "--target", "web1", "--target", "db9"]
+    )
+    assert "\nHost web1 db9\n    ProxyJump bastion" in r.output
