@@ -28,7 +28,7 @@ from ..logs import ContextLog
 from ..record import AuditLog
 from ..store import StateStore
 from .certs import TrustedCA, issue_host_cert, verify_user_cert
-from .session import BastionSession, SessionContext
+from .session import EXIT_BASTION_ERROR, BastionSession, SessionContext
 from .transport import CoalescingTransport
 from .tuning import MAX_PKTSIZE, WINDOW, common_options
 from .upstream import UpstreamPool
@@ -275,11 +275,27 @@ class BastionServer(asyncssh.SSHServer):
             pass
 
     # ---- channels ----
+    def _expired(self) -> str:
+        """A connection outlives its certificate (ControlPersist): new channels don't."""
+        if self.identity is None or time.time() < self.identity.valid_before:
+            return ""
+        self.log.warning("refused a channel: the certificate of %s expired", self.identity.user)
+        self.services.audit.write(
+            "channel", conn=self.label, user=self.identity.user, result="certificate expired"
+        )
+        return (
+            "bastion: your certificate expired: run `bastion-cli login` for a fresh one "
+            "and reconnect (`ssh -O exit HOST` closes a ControlMaster)"
+        )
+
     def session_requested(self):
         if self.identity is None:
             return False
+        expired = self._expired()
+        if expired:
+            return _MessageSession([expired], EXIT_BASTION_ERROR)
         if self.target is None or self.login is None:
-            return _HelpSession(self)
+            return _MessageSession(_help_lines(self), 1)
         return BastionSession(
             SessionContext(
                 services=self.services,
@@ -296,6 +312,9 @@ class BastionServer(asyncssh.SSHServer):
         if self.parent is not None or self.target is not None or self.identity is None:
             self.log.warning("refused forwarding to %s:%s", dest_host, dest_port)
             raise asyncssh.ChannelOpenError(prohibited, "port forwarding is not allowed")
+        expired = self._expired()
+        if expired:
+            raise asyncssh.ChannelOpenError(prohibited, expired)
         target = self.services.config.targets.get(dest_host)
         if target is None:
             self.log.warning("refused jump to unknown target %r", dest_host)
@@ -341,11 +360,13 @@ class BastionServer(asyncssh.SSHServer):
         return False
 
 
-class _HelpSession(asyncssh.SSHServerSession[bytes]):
-    """A session on the bastion itself in jump mode: explain how to go on."""
+class _MessageSession(asyncssh.SSHServerSession[bytes]):
+    """A session on the bastion itself that only says something and exits: the help
+    in jump mode, or why a session is refused (the ssh mux client shows no reason
+    for a refused channel, but shows stderr)."""
 
-    def __init__(self, server: BastionServer):
-        self.server = server
+    def __init__(self, lines: list[str], status: int):
+        self.lines, self.status = lines, status
         self.chan: asyncssh.SSHServerChannel | None = None
 
     def connection_made(self, chan: asyncssh.SSHServerChannel) -> None:
@@ -357,22 +378,30 @@ class _HelpSession(asyncssh.SSHServerSession[bytes]):
     def exec_requested(self, command: str) -> bool:
         return True
 
+    def subsystem_requested(self, subsystem: str) -> bool:
+        return True
+
     def pty_requested(self, term_type, term_size, term_modes) -> bool:
         return True
 
     def session_started(self) -> None:
-        assert self.chan is not None and self.server.identity is not None
-        ident = self.server.identity
-        lines = [
-            f"bastion: you are {ident.describe()}.",
-            "This is a bastion: reach a target with  ssh -J USER@BASTION LOGIN@TARGET",
-        ]
-        for target in self.server.services.config.targets.values():
-            logins = target.logins_for(ident.groups)
-            if logins:
-                lines.append(f"  {target.name}: {', '.join(logins)}")
-        self.chan.write_stderr(("\r\n".join(lines) + "\r\n").encode())
-        self.chan.exit(1)
+        assert self.chan is not None
+        self.chan.write_stderr(("\r\n".join(self.lines) + "\r\n").encode())
+        self.chan.exit(self.status)
+
+
+def _help_lines(server: BastionServer) -> list[str]:
+    assert server.identity is not None
+    ident = server.identity
+    lines = [
+        f"bastion: you are {ident.describe()}.",
+        "This is a bastion: reach a target with  ssh -J USER@BASTION LOGIN@TARGET",
+    ]
+    for target in server.services.config.targets.values():
+        logins = target.logins_for(ident.groups)
+        if logins:
+            lines.append(f"  {target.name}: {', '.join(logins)}")
+    return lines
 
 
 async def start_listener(services: Services, host: str, port: int) -> asyncio.AbstractServer:

@@ -169,3 +169,24 @@ def test_inner_connection_must_use_the_outer_certificate(world):
                 return "refused"
 
     assert asyncio.run(attempt()) == "refused"
+
+
+def test_connection_outliving_its_certificate_opens_no_new_channel(world):
+    """ControlPersist keeps a connection past the certificate's end: the command that
+    ran while it was valid is fine, the next one is refused, saying why."""
+    ca = asyncssh.read_private_key(str(world.home / "keys" / "user_ca"))
+    client = _client_with_cert(
+        world,
+        "shortlived",
+        lambda key: issue_user_cert(ca, key, principals=["alice"], groups=["ops"], ttl=4),
+    )
+    opts = ["-o", "ControlMaster=auto", "-o", "ControlPersist=60"]
+    try:
+        ok = client.ssh(*opts, "-J", "bastion", TARGET, "echo fresh")
+        assert ok.stdout == b"fresh\n", ok.stderr
+        time.sleep(4.5)
+        r = client.ssh(*opts, "-J", "bastion", TARGET, "echo stale")
+        assert r.returncode == 255 and r.stdout == b""
+        assert b"certificate expired" in r.stderr
+    finally:
+        client.ssh(*opts, "-O", "exit", TARGET)
