@@ -115,8 +115,11 @@ class BastionConnection(asyncssh.SSHServerConnection):
         super().send_packet(pkttype, *args, handler=handler)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if isinstance(transport, asyncio.Transport):  # a TCP client, not a jump channel
-            transport = CoalescingTransport(transport, self._loop)  # type: ignore[assignment]
+        # A TCP socket, or for an inner connection the outer jump channel: there,
+        # gathering a burst of inner packets into one write also lets the outer channel
+        # cut it into full packets, instead of a full one and a tiny remainder for each
+        # inner packet (an inner packet is a little larger than the outer maximum).
+        transport = CoalescingTransport(transport, self._loop)  # type: ignore[assignment]
         super().connection_made(transport)
 
     async def validate_public_key(
