@@ -115,8 +115,13 @@ class Policy:
         """Parse and normalize once per (command, cwd); return commands or a failure."""
         timeout = self.parse_timeout_ms / 1000
         start = time.monotonic()
+        trust = False
         try:
             cmds = normalize(parse(command, timeout), cwd, timeout)
+            if trusted(command, cmds):
+                trust = True
+                left = max(timeout - (time.monotonic() - start), 0.001)
+                cmds = normalize(parse(command, left, trust=True), cwd, left, trust=True)
         except ShellSyntaxError as exc:
             return (), f"cannot parse: {exc}"
         except RecursionError:
@@ -127,7 +132,9 @@ class Policy:
             seen = {c.rendered for c in cmds}
             for span in spans or ():
                 try:
-                    extra = normalize(parse(span, left, partial=True), cwd, left)
+                    extra = normalize(
+                        parse(span, left, partial=True, trust=trust), cwd, left, trust=trust
+                    )
                 except (ShellSyntaxError, RecursionError):
                     return (), f"cannot parse (second reader disagrees): {span[:60]!r}"
                 for c in extra:
@@ -166,6 +173,36 @@ class Policy:
         if not cmd.program:
             return "allow", "default", ""
         return self.default, "default", "no rule matched"
+
+
+#: Expansions a trusted reading knows more about (see ``shparse.parse``).
+_TRUST_HINT = re.compile(
+    r"\$\{?HOME\b|[$`]\(?\s*(date|id|nproc)\b|\$[$?#]|\$\{[#$?]|\$\(\(|\$\{?(E?UID|PPID)\b"
+)
+_HOME_REFS = re.compile(r"\$HOME(?![A-Za-z0-9_])|\$\{HOME\}")
+#: Commands that can change HOME or what date/id/nproc print (in this shell or in the
+#: program they start): with any of them the strict reading stands.
+_ENV_CHANGERS = frozenset(
+    "unset declare typeset local export readonly read mapfile readarray printf getopts "
+    "eval source . alias unalias env exec sudo su doas runuser pkexec systemd-run ssh "
+    "kubectl oc docker podman nerdctl chroot nsenter unshare machinectl setpriv sg newgrp "
+    "hash enable builtin let wait coproc trap".split()
+)
+_REDEFINED = re.compile(r"\bin function (date|id|nproc)\b")
+
+
+def trusted(command: str, cmds: list[Command]) -> bool:
+    """Whether ``command`` may be read trusting $HOME and digit-only expansions: it uses
+    one, never names HOME otherwise, and runs nothing that could change HOME or redefine
+    ``date``/``id``/``nproc`` (judged on the strict reading, which sees every command)."""
+    if not _TRUST_HINT.search(command):
+        return False
+    if "HOME" in _HOME_REFS.sub("", command) or "${!" in command:
+        return False
+    return not any(
+        c.program in _ENV_CHANGERS or c.tags & UNKNOWN_TAGS or _REDEFINED.search(c.via)
+        for c in cmds
+    )
 
 
 def _describe(action: str, rule: str, cmd: Command | None, message: str) -> str:
@@ -219,6 +256,33 @@ _LOOKALIKE = str.maketrans(
         "\u2019": "'",
         "\u201c": '"',
         "\u201d": '"',
+        # Cyrillic and Greek letters drawn like Latin ones
+        "\u0430": "a",
+        "\u0441": "c",
+        "\u0435": "e",
+        "\u043e": "o",
+        "\u0440": "p",
+        "\u0445": "x",
+        "\u0443": "y",
+        "\u0456": "i",
+        "\u0458": "j",
+        "\u0455": "s",
+        "\u0501": "d",
+        "\u04bb": "h",
+        "\u0261": "g",
+        "\u03bf": "o",
+        "\u03b1": "a",
+        "\u0410": "A",
+        "\u0412": "B",
+        "\u0415": "E",
+        "\u041a": "K",
+        "\u041c": "M",
+        "\u041d": "H",
+        "\u041e": "O",
+        "\u0420": "P",
+        "\u0421": "C",
+        "\u0422": "T",
+        "\u0425": "X",
     }
 )
 
@@ -235,10 +299,13 @@ def _odd_character(command: str) -> str:
 
 
 def _fold(command: str) -> str:
-    """The ASCII a reader would see in full-width or look-alike characters."""
+    """The ASCII a reader would see in full-width, accented or look-alike characters
+    (``ｒｍ``, ``r\u0301m``, Cyrillic ``r\u0435boot``)."""
     if command.isascii():
         return command
-    return unicodedata.normalize("NFKC", command).translate(_LOOKALIKE)
+    text = unicodedata.normalize("NFKD", command)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return unicodedata.normalize("NFKC", text).translate(_LOOKALIKE)
 
 
 def _decide(

@@ -114,6 +114,19 @@ def _one_word_option(v: str, sp: Spec) -> bool:
     )
 
 
+def _dashes(name: str, sp: Spec) -> str:
+    """Single-dash long options also read with two (sqlite3 and Go's flag package:
+    ``--cmd`` is ``-cmd``, ``--destroy`` is ``-destroy``)."""
+    if (
+        sp.single_dash_long
+        and name.startswith("--")
+        and len(name) > 2
+        and name not in sp.long_arg | sp.long_flag
+    ):
+        return name[1:]
+    return name
+
+
 def _long_name(name: str, known: frozenset[str]) -> str:
     """Expand an unambiguous abbreviation (``--rec`` -> ``--recursive``) when we know it."""
     if name in known or not name.startswith("--"):  # single-dash long names: never
@@ -186,7 +199,7 @@ def read_options(argv: list[Word], sp: Spec | None = None) -> OptRead:
             return read
         if _one_word_option(v, sp):
             name, eq, val = v.partition("=")
-            name = _long_name(name, sp.long_arg | sp.long_flag)
+            name = _long_name(_dashes(name, sp), sp.long_arg | sp.long_flag)
             value: Word | None = Word(val) if eq else None
             if not eq and name in sp.long_arg and i + 1 < n:
                 value = argv[i + 1]
@@ -238,7 +251,7 @@ def wrapper_options(
                 break
             if _one_word_option(v, sp):
                 name, eq, val = v.partition("=")
-                name = _long_name(name, sp.long_arg | sp.long_flag)
+                name = _long_name(_dashes(name, sp), sp.long_arg | sp.long_flag)
                 if eq:
                     opts = opts + [(name, Word(val))]
                 elif name in sp.long_arg:

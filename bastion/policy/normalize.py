@@ -37,7 +37,7 @@ from .effects import (
     writes,
 )
 from .getopt import Spec, _q, read_options, spec, wrapper_options
-from .programs import OPT_SPECS, TAKES_COMMAND_OPTS
+from .programs import GLOBAL_SPECS, OPT_SPECS, TAKES_COMMAND_OPTS
 from .shparse import SimpleCommand, parse
 from .sql import shell_escapes
 from .words import DYN, FOUND, SOME, ShellSyntaxError, Word
@@ -124,6 +124,57 @@ _RESERVED = frozenset(
     }
 )
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+#: Options whose value is SQL (or a redis/mongo command) the client runs.
+_SQL_OPTS = frozenset(
+    {"-c", "--command", "-e", "--execute", "--eval", "-q", "--query", "-Q", "--cmd", "-cmd"}
+)
+#: Options naming a file of SQL (or a script) the client runs.
+_SQL_FILE_OPTS = frozenset(
+    {"-f", "--file", "-i", "--input-file", "--eval", "-init", "--init", "--init-command"}
+)
+#: SQL client commands that run another file: psql \i, mysql source / \., sqlite .read
+_SQL_INCLUDE = re.compile(r"(?im)(^|;)\s*(\\i[r]?\s|\\\.\s|source\s|\.read\s)")
+
+
+#: Process names and command lines a pattern must spare not to signal every process.
+_PROCESS_SAMPLES = ("systemd", "init", "sshd", "bash", "kthreadd", "cron", "x", "Z9", "/sbin/init")
+
+
+def _kills_everything(name: str, args: list[Word]) -> bool:
+    """pkill/killall that signal every process: ``pkill -v x``, ``pkill -P 1``, or a
+    pattern that matches any name (``pkill -f .``, ``killall -r '.*'``)."""
+    read = read_options(args, OPT_SPECS[name])
+    names = {o for o, _ in read.options}
+    if name == "pkill" and names & {"-v", "--inverse"}:
+        return True
+    for opt, value in read.options:
+        if opt in ("-P", "--parent") and value is not None and "1" in value.value.split(","):
+            return True
+    if name == "killall" and not names & {"-r", "--regexp"}:
+        return False
+    for w in read.operands:
+        if w.dynamic or len(w.value) > 200:
+            continue
+        try:
+            pattern = re.compile(w.value)
+        except (re.error, RecursionError, OverflowError):
+            continue
+        if all(pattern.search(s) for s in _PROCESS_SAMPLES):
+            return True
+    return False
+
+
+_PARTED_INFO = frozenset({"-l", "--list", "-h", "--help", "-v", "--version"})
+
+
+def _reads_null(sc: SimpleCommand) -> bool:
+    """stdin is /dev/null (nothing to run)."""
+    for red in reversed(sc.redirects):
+        if red.op == "<" and red.target is not None:
+            return red.target.value == "/dev/null"
+        if red.op in ("<<", "<<-", "<<<", "<>", "<&"):
+            return False
+    return False
 
 
 @dataclass(frozen=True)
@@ -189,10 +240,13 @@ def _join(words: list[Word]) -> tuple[str, bool]:
 class Normalizer:
     """Walks parsed commands in order, tracking the working directory across ``cd``."""
 
-    def __init__(self, cwd: str | None, timeout: float):
+    def __init__(self, cwd: str | None, timeout: float, trust: bool = False):
         self.cwd = cwd
+        self.trust = trust  # nested strings are read the way the input was (see parse)
         self.deadline = time.monotonic() + timeout
         self.out: list[Command] = []
+        self.aliases: dict[str, str] = {}  # alias NAME=BODY seen so far in this input
+        self.expanding: set[str] = set()  # aliases being expanded (bash never recurses)
 
     @property
     def timeout(self) -> float:
@@ -220,7 +274,7 @@ class Normalizer:
             return False
         timeout = self.timeout  # raises when the shared deadline has passed
         try:
-            cmds = parse(text, timeout)
+            cmds = parse(text, timeout, trust=self.trust)
         except (ShellSyntaxError, RecursionError):
             return False
         self.run(cmds, via, depth + 1)
@@ -288,6 +342,8 @@ class Normalizer:
         first, args = words[0], words[1:]
         if depth >= MAX_NEST:
             tags.add("too-deep")
+        if first.value in self.aliases and not first.quoted and depth < MAX_NEST:
+            self.alias(first.value, args, sc, via, depth, tags)
         if first.dynamic:
             tags.add("dynamic-command")
             self.emit("?", args, sc, via, tags, assigns)
@@ -365,8 +421,11 @@ class Normalizer:
         elif name == "alias":
             for w in args:
                 if "=" in w.value:
-                    body = Word(w.value.split("=", 1)[1], w.raw, w.dynamic)
-                    self.code_string(body, f"inside alias {via}".strip(), depth, tags)
+                    alias, body = w.value.split("=", 1)
+                    here = f"inside alias {via}".strip()
+                    self.code_string(Word(body, w.raw, w.dynamic), here, depth, tags)
+                    if not w.dynamic:
+                        self.aliases[alias] = body
         elif name in INTERPRETERS:
             self.interpreter(name, args, sc, tags)
         elif name in _AWKS:
@@ -386,6 +445,12 @@ class Normalizer:
                 tags.add("interpreter-code")
         elif name == "find":
             self.find(args, sc, via, depth, assigns)
+        elif name in ("pkill", "killall") and _kills_everything(name, args):
+            tags.add("kills-everything")
+        elif name == "parted":  # no command given: parted reads its commands from a terminal
+            read = read_options(args, spec("", "", "list help version script machine"))
+            if len(read.operands) <= 1 and not {o for o, _ in read.options} & _PARTED_INFO:
+                tags.add("interactive-shell")
         elif name in ("at", "batch"):  # reads the commands to run later from stdin
             read = read_options(
                 args,
@@ -427,9 +492,9 @@ class Normalizer:
         elif name in ("kubectl", "oc", "docker", "podman", "nerdctl"):
             self.container_exec(name, args, sc, via, depth, assigns)
         elif name in SQL_CLIENTS:
-            return self.sql(name, args, sc, via, depth)
+            return self.sql(name, args, sc, via, depth, tags)
         if name in TAKES_COMMAND_OPTS:
-            read = read_options(args, OPT_SPECS.get(name))
+            read = read_options(args, GLOBAL_SPECS.get(name) or OPT_SPECS.get(name))
             for opt, value in read.options:
                 if opt in TAKES_COMMAND_OPTS[name] and value is not None:
                     text = value.value
@@ -450,6 +515,29 @@ class Normalizer:
                         tags,
                     )
         return None
+
+    def alias(
+        self, name: str, args: list[Word], sc: SimpleCommand, via: str, depth: int, tags: set[str]
+    ) -> None:
+        """An alias defined earlier in the input: its body with this command's arguments
+        (``alias ls='rm -rf'; ls /`` runs ``rm -rf /``)."""
+        if name in self.expanding:
+            return
+        body = self.aliases[name]
+        try:
+            cmds = parse(body, self.timeout, trust=self.trust)
+        except (ShellSyntaxError, RecursionError):
+            tags.add("dynamic-code")
+            return
+        if cmds and cmds[-1].words and not re.search(r"[;&|\n]\s*$", body):
+            cmds[-1].words = cmds[-1].words + args  # the arguments continue the body
+        elif args:
+            cmds.append(SimpleCommand(words=list(args), redirects=list(sc.redirects)))
+        self.expanding.add(name)
+        try:
+            self.run(cmds, f"via alias {name} {via}".strip(), depth + 1)
+        finally:
+            self.expanding.discard(name)
 
     def code_string(self, word: Word, via: str, depth: int, tags: set[str]) -> None:
         text = word.value.replace(DYN, "${_}")
@@ -565,7 +653,7 @@ class Normalizer:
                 for opt, value in opts:
                     if opt in ("-S", "--split-string") and value is not None:
                         try:
-                            split = parse(value.value, self.timeout)
+                            split = parse(value.value, self.timeout, trust=self.trust)
                         except ShellSyntaxError:
                             tags.add("dynamic-code")
                             split = []
@@ -731,31 +819,55 @@ class Normalizer:
                 self.command(inner, sc, here, depth + 1, set(), assigns)
 
     def sql(
-        self, name: str, args: list[Word], sc: SimpleCommand, via: str, depth: int
+        self,
+        name: str,
+        args: list[Word],
+        sc: SimpleCommand,
+        via: str,
+        depth: int,
+        tags: set[str],
     ) -> str | None:
         read = read_options(args, OPT_SPECS.get(name))
-        parts = [
-            v.value
-            for o, v in read.options
-            if v is not None
-            and o
-            in ("-c", "--command", "-e", "--execute", "--eval", "-q", "--query", "-Q", "--cmd")
-        ]
+        redis = name in ("redis-cli", "valkey-cli", "keydb-cli")
+        code_opts = _SQL_OPTS - {"--eval"} if redis else _SQL_OPTS  # redis: --eval FILE
+        parts = [v.value for o, v in read.options if v is not None and o in code_opts]
         if name in ("sqlite3",):
             parts += [w.value for w in read.operands[1:]]
-        if name in ("redis-cli", "valkey-cli", "keydb-cli"):
+        if redis:
             parts += [w.value for w in read.operands]
         if name == "cockroach":
             parts += [w.value for w in read.operands if w.value != "sql"]
-        parts += stdin_of(sc)[0]
+        file_opts = _SQL_FILE_OPTS if redis else _SQL_FILE_OPTS - {"--eval"}
+        files = [v for o, v in read.options if v is not None and o in file_opts]
+        if name in ("mongo", "mongosh"):
+            files += [w for w in read.operands if w.value.endswith(".js")]
+        from_stdin = not parts or any(
+            f.value in ("-", "/dev/stdin") or f.value.startswith("/dev/fd/") for f in files
+        )
+        if redis and "-x" in dict(read.options):
+            from_stdin = True
+        if any(f.value not in ("-", "/dev/stdin") for f in files):
+            tags.add("script-file")  # psql -f x.sql, redis-cli --eval x.lua: unseen code
+        if from_stdin:
+            texts, kind = stdin_of(sc)
+            if kind == "unknown" and not _reads_null(sc):
+                tags.add("script-file")  # psql < dump.sql, cat x | mysql: SQL we cannot see
+            parts += texts
         sql = "\n".join(parts)
+        if _SQL_INCLUDE.search(sql):
+            tags.add("script-file")  # \i file, source file, .read file
         for cmd in shell_escapes(sql):
             self.shell_text(cmd, f"inside a {name} shell escape {via}".strip(), depth)
         return sql or None
 
 
-def normalize(cmds: list[SimpleCommand], cwd: str | None, timeout: float = 0.2) -> list[Command]:
-    """Normalize parsed simple commands (and everything they run) into Commands."""
-    n = Normalizer(cwd, timeout)
+def normalize(
+    cmds: list[SimpleCommand], cwd: str | None, timeout: float = 0.2, trust: bool = False
+) -> list[Command]:
+    """Normalize parsed simple commands (and everything they run) into Commands.
+
+    ``trust``: the commands were parsed with ``parse(trust=True)``; strings they run are
+    parsed the same way."""
+    n = Normalizer(cwd, timeout, trust)
     n.run(cmds)
     return n.out

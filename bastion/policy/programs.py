@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from .getopt import Spec, spec
 
-__all__ = ["OPT_SPECS", "TAKES_COMMAND_OPTS", "OUTPUT_OPTS", "TARGET_DIR_OPTS"]
+__all__ = ["OPT_SPECS", "GLOBAL_SPECS", "TAKES_COMMAND_OPTS", "OUTPUT_OPTS", "TARGET_DIR_OPTS"]
 
 #: Options whose value is a file the program writes (judged like a ``>`` redirect).
 OUTPUT_OPTS: dict[str, frozenset[str]] = {
@@ -56,8 +56,22 @@ OPT_SPECS: dict[str, Spec] = {
     ),
     "mysql": spec("e:h:u:P:D:S:p::", "execute host user port database socket password"),
     "mariadb": spec("e:h:u:P:D:S:p::", "execute host user port database socket password"),
-    "redis-cli": spec("h:p:a:n:u:s:r:i:d:", "user pass tls sni cacert"),
-    "sqlite3": spec("", "cmd"),
+    "redis-cli": spec(
+        "h:p:a:n:u:s:r:i:d:D:t:",
+        "user pass sni cacert cacertdir cert key tls-ciphers tls-ciphersuites pattern "
+        "count quoted-pattern rdb functions-rdb intrinsic-latency pipe-timeout eval "
+        "memkeys-samples cluster",
+        "tls insecure askpass raw no-raw csv quoted-input show-pushes stat latency "
+        "latency-history latency-dist lru-test replica pipe bigkeys memkeys hotkeys scan "
+        "ldb ldb-sync-mode verbose no-auth-warning help version",
+    ),
+    "sqlite3": spec(
+        "",
+        "cmd init separator nullvalue newline vfs maxsize mmap pagecache lookaside heap",
+        "bail batch column csv echo header noheader html interactive json line list "
+        "markdown quote readonly safe stats table tabs box ascii append deserialize zip",
+        single_dash_long=True,
+    ),
     "mongosh": spec("u:p:", "eval username password host port file"),
     "mongo": spec("u:p:", "eval username password host port"),
     "clickhouse-client": spec("q:h:u:d:", "query host user database password port"),
@@ -147,6 +161,14 @@ for _alias, _orig in (
     ("oc", "kubectl"),
 ):
     OPT_SPECS[_alias] = OPT_SPECS[_orig]
+
+#: Options a program reads only before its subcommand (``git -c k=v log``, but
+#: ``git switch -c BRANCH`` is the subcommand's own option): read for TAKES_COMMAND_OPTS.
+GLOBAL_SPECS: dict[str, Spec] = {
+    "git": spec(
+        "C:c:", "git-dir work-tree namespace exec-path config-env super-prefix", style="leading"
+    ),
+}
 
 TAKES_COMMAND_OPTS = {  # options whose value is a command line the program will run
     "tar": ("--to-command", "--checkpoint-action", "--use-compress-program", "-I"),

@@ -239,7 +239,16 @@ def _under(base: str, patterns: list[str]) -> Match:
     return False
 
 
+#: Stands for the digits of a ``safe`` word's expansions (a character no path holds).
+_DIGITS = "\x01"
+
+
 def _path_matches(word: Word, cwd: str | None, patterns: list[str]) -> Match:
+    if word.safe and DYN in word.value:  # x.$$, backup-$(date +%F): digits, or nothing
+        readings = [
+            Word(word.value.replace(DYN, r), word.raw, False, word.glob) for r in ("", _DIGITS)
+        ]
+        return _any([_path_matches(w, cwd, patterns) for w in readings])
     path = resolve_path(word.value, cwd)
     if path is None:
         static = word.value.split(DYN, 1)[0]
@@ -370,11 +379,7 @@ class Rule:
         if "redirects" in c:
             self.checks.append(self._redirects)
         if "sql" in c:
-            self.checks.append(
-                lambda cmd: (
-                    cmd.sql is not None and any(r.search(match_text(cmd.sql)) for r in self.sql_res)
-                )
-            )
+            self.checks.append(self._sql)
         if "tags" in c:
             self.checks.append(lambda cmd: any(t in cmd.tags for t in c["tags"]))
         if "assigns" in c:
@@ -411,6 +416,15 @@ class Rule:
             if all(any(fnmatchcase(x, w) for x in it) for w in want[1:]):
                 return True
         return None if dynamic and not ops[:1] else False
+
+    def _sql(self, cmd: Command) -> Match:
+        """A regex matches the SQL; maybe if part of the SQL is only known at run time."""
+        if cmd.sql is None:
+            return False
+        text = match_text(cmd.sql.replace(DYN, " ${_} "))
+        if any(r.search(text) for r in self.sql_res):
+            return True
+        return None if DYN in cmd.sql else False
 
     @staticmethod
     def _has(cmd: Command, option: str) -> bool:

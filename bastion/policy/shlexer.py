@@ -27,6 +27,28 @@ _COND_META = " \t\n;"
 #: a word followed by an argument (never valid arithmetic: operands need an operator)
 _WORDS = re.compile(r"[A-Za-z_][\w.-]*\s+(?:[\w/~.'\"$`\\]|-[A-Za-z-])")
 _HIST = re.compile(r"![A-Za-z0-9!$?#*:^\-]")
+#: ${$}, ${?}, ${#}, ${#name}, ${#arr[@]}: always digits
+_DIGIT_PARAMS = re.compile(r"\$\{([$?#]|#[A-Za-z_][A-Za-z0-9_]*(\[[@*0-9]\])?|UID|EUID|PPID)\}")
+#: date +FORMAT made only of numeric conversions and separators: never empty, never a
+#: slash, a space or a letter word (no %D %x %c %e %n %t, no literal letters but T)
+_DATE_FORMAT = re.compile(r"\+(?=.*%)(%[-0^#]?[0-9]?[YmdHMSsFTjuVGgyCNIUWwz]|%%|[-.:,+T0-9])+")
+_DATE_OPTS = re.compile(r"-u|--utc|--universal|-I(date|hours|minutes|seconds|ns)?|--iso-8601")
+
+
+def _prints_digits(cmds: list[SimpleCommand]) -> bool:
+    """A substitution that prints only digits and separators: ``$(date +%F)``,
+    ``$(id -u)``, ``$(nproc)`` (the caller checks these names are not redefined)."""
+    if len(cmds) != 1:
+        return False
+    cmd = cmds[0]
+    if cmd.assigns or cmd.redirects or not cmd.words or any(w.dynamic for w in cmd.words):
+        return False
+    name, args = cmd.words[0].value, [w.value for w in cmd.words[1:]]
+    if name == "date":
+        return all(_DATE_FORMAT.fullmatch(a) or _DATE_OPTS.fullmatch(a) for a in args)
+    if name == "id":
+        return bool(args) and all(a in ("-u", "-g", "-ur", "-gr", "-ru", "-rg") for a in args)
+    return name == "nproc" and not args
 
 
 @dataclass
@@ -77,6 +99,11 @@ class Lexer:
         self.have_cmd = False  # a command precedes the cursor in this list (";" is valid)
         self.pending_cmd = False  # after "&&", "||" or "|": a command must follow
         self.open: dict[str, int] = {"fi": 0, "do": 0, "done": 0, "}": 0}
+        #: trusted reading (see ``parse``): $HOME is ~, and expansions that print only
+        #: digits mark their word ``safe`` (a path cannot climb out through them)
+        self.trust = False
+        self.last_safe = False  # the expansion just read is one of those
+        self.unsafe = False  # the word being read holds an expansion that is not
 
     # ---- helpers ------------------------------------------------------------------
     def fail(self, msg: str) -> ShellSyntaxError:
@@ -94,6 +121,7 @@ class Lexer:
         if self.depth + 1 > MAX_DEPTH:
             raise self.fail("nesting too deep")
         p = type(self)(src, self.deadline, self.depth + 1)
+        p.trust = self.trust
         p.parse_list(frozenset())
         p.finish()
         for c in p.out:
@@ -143,6 +171,7 @@ class Lexer:
         if "$" not in text and "`" not in text:
             return False
         p = type(self)(text, self.deadline, self.depth + 1)
+        p.trust = self.trust
         p.context = self.context[-1:]
         _, _, dynamic = p.read_word_chars(heredoc=True)
         self.out.extend(p.out)
@@ -198,14 +227,16 @@ class Lexer:
     # ---- words --------------------------------------------------------------------
     def read_words(self) -> list[Word]:
         start = self.i
+        outer, self.unsafe = self.unsafe, False
         chars, mask, dynamic = self.read_word_chars()
+        safe, self.unsafe = dynamic and not self.unsafe, outer
         if self.i == start:  # an operator where a word must be: never loop on it
-            raise self.fail(f"unexpected {self.s[self.i:self.i + 1]!r}")
+            raise self.fail(f"unexpected {self.s[self.i : self.i + 1]!r}")
         raw = self.s[start : self.i]
         if _HIST.search(raw) and "'" not in raw:
             self.hist = True
         quoted = "q" in mask and any(q in raw for q in "'\"\\$")
-        return make_word(chars, mask, raw, dynamic, quoted, expand_braces=not self.cond)
+        return make_word(chars, mask, raw, dynamic, quoted, not self.cond, safe)
 
     def read_word_chars(self, heredoc: bool = False, stop: str = "") -> tuple[str, str, bool]:
         """Read one word (or, for here-docs, all text); return value, quote mask, dynamic."""
@@ -225,6 +256,7 @@ class Lexer:
                     chars.append(DYN)
                     mask.append("q")
                     dynamic = True
+                    self.unsafe = True
                     continue
                 if c == "(" and chars and chars[-1] in "@!+*?" and mask[-1] == "u":
                     self.extglob(chars, mask)
@@ -281,19 +313,16 @@ class Lexer:
                     if self.dquote(chars, mask):
                         dynamic = True
                     continue
-                if self.dollar():
-                    chars.append(DYN)
-                    mask.append("q")
-                    dynamic = True
+                exp = self.dollar()
+                if exp == DYN:
+                    dynamic = self.expanded(chars, mask)
                 else:
-                    chars.append("$")
-                    mask.append("q")
+                    chars.append(exp or "$")
+                    mask.append("q" * len(exp or "$"))
                 continue
             if c == "`":
                 self.backtick()
-                chars.append(DYN)
-                mask.append("q")
-                dynamic = True
+                dynamic = self.expanded(chars, mask)
                 continue
             chars.append(c)
             mask.append("q" if heredoc else "u")
@@ -337,55 +366,75 @@ class Lexer:
                 self.i += 2
                 continue
             if c == "$":
-                if self.dollar():
-                    chars.append(DYN)
-                    dynamic = True
+                exp = self.dollar()
+                if exp == DYN:
+                    dynamic = self.expanded(chars, mask)
                 else:
-                    chars.append("$")
-                mask.append("q")
+                    chars.append(exp or "$")
+                    mask.append("q" * len(exp or "$"))
                 continue
             if c == "`":
                 self.backtick()
-                chars.append(DYN)
-                mask.append("q")
-                dynamic = True
+                dynamic = self.expanded(chars, mask)
                 continue
             chars.append(c)
             mask.append("q")
             self.i += 1
         raise self.fail("unterminated double quote")
 
-    def dollar(self) -> bool:
-        """Read an expansion at ``$``; return True if it is one (cursor moves past it)."""
-        s = self.s
+    def expanded(self, chars: list[str], mask: list[str]) -> bool:
+        """Put DYN for the expansion just read; note whether it keeps the word safe."""
+        chars.append(DYN)
+        mask.append("q")
+        if not self.last_safe:
+            self.unsafe = True
+        return True
+
+    def dollar(self) -> str | None:
+        """Read an expansion at ``$`` (cursor moves past it): DYN, or in a trusted
+        reading its known value ("~" for $HOME); None if ``$`` is a plain character.
+        Sets ``last_safe`` when the expansion can only print digits."""
+        s, start = self.s, self.i
         nxt = s[self.i + 1 : self.i + 2]
+        self.last_safe = False
         if s.startswith("$((", self.i) and self.arith_end(self.i + 3) is not None:
             end = self.arith_end(self.i + 3)
             assert end is not None
+            mark = len(self.out)
             self.arith(self.i + 3, end)
             self.i = end + 2
-            return True
+            self.last_safe = self.trust and len(self.out) == mark  # an integer
+            return DYN
         if nxt == "(":
             self.i += 2
+            mark = len(self.out)
             self.substitution(")", "command substitution")
-            return True
+            self.last_safe = self.trust and _prints_digits(self.out[mark:])
+            return DYN
         if nxt == "[":
             end = s.find("]", self.i)
             if end < 0:
                 raise self.fail("unterminated $[")
             self.arith(self.i + 2, end)
             self.i = end + 1
-            return True
+            return DYN
         if nxt == "{":
             self.i += 2
             self.braced()
-            return True
+            text = s[start : self.i]
+            if self.trust and text == "${HOME}":
+                return "~"
+            self.last_safe = self.trust and bool(_DIGIT_PARAMS.fullmatch(text))
+            return DYN
         m = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9@*#?$!\-]").match(s, self.i + 1)
         if m:
             self.i = m.end()
-            return True
+            if self.trust and m.group() == "HOME":
+                return "~"
+            self.last_safe = self.trust and m.group() in ("$", "?", "#", "UID", "EUID", "PPID")
+            return DYN
         self.i += 1
-        return False
+        return None
 
     def arith_end(self, start: int) -> int | None:
         """Index of the ``))`` closing arithmetic that starts at ``start``, else None."""
@@ -462,7 +511,9 @@ class Lexer:
         if i >= self.n:
             raise self.fail("unterminated backtick")
         self.i = i + 1
-        self.out.extend(self.sub("".join(body), "inside `...`"))
+        cmds = self.sub("".join(body), "inside `...`")
+        self.out.extend(cmds)
+        self.last_safe = self.trust and _prints_digits(cmds)
 
     def substitution(self, close: str, what: str) -> None:
         """Parse ``$( ... )`` or ``<( ... )`` in place (cursor after the opening)."""

@@ -49,6 +49,8 @@ _RESERVED_SKIP = {
     "esac",
 }
 _ASSIGN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=")
+#: Builtins whose arguments may be array assignments (``declare -A m=([k]=v)``).
+_DECLARERS = frozenset({"declare", "typeset", "local", "readonly", "export"})
 _SEPARATORS = {";", "&", "&&", "||", "\n", ";;", ";&", ";;&", "|", "|&"}
 
 
@@ -316,6 +318,18 @@ class _Parser(Lexer):
             if stop in ("esac", "EOF"):
                 return None
 
+    def array(self) -> None:
+        """The elements of ``(...)`` in an array assignment (cursor at the parenthesis)."""
+        self.i += 1
+        while (op := self.peek_op()) != ")":
+            if op not in (None, "\n"):
+                raise self.fail("unterminated array")
+            if op == "\n":
+                self.newline()
+                continue
+            self.read_words()
+        self.i += 1
+
     def simple_command(self) -> str | None:
         cmd = SimpleCommand(piped_from=self.pipe_src)
         self.pipe_src = None
@@ -335,19 +349,18 @@ class _Parser(Lexer):
                     name = m.group().split("[")[0].rstrip("+=")
                     self.i = m.end()
                     if self.s.startswith("(", self.i):  # array assignment
-                        self.i += 1
-                        while (op := self.peek_op()) != ")":
-                            if op not in (None, "\n"):
-                                raise self.fail("unterminated array")
-                            if op == "\n":
-                                self.newline()
-                                continue
-                            self.read_words()
-                        self.i += 1
+                        self.array()
                         cmd.assigns.append((name, Word("", self.s[start : self.i], True)))
                         continue
                     chars, mask, dyn = self.read_word_chars()
                     cmd.assigns.append((name, Word(chars, self.s[start : self.i], dyn)))
+                    continue
+            elif cmd.words[0].value in _DECLARERS and not cmd.words[0].quoted:
+                m = _ASSIGN.match(self.s, self.i)
+                if m and self.s.startswith("(", m.end()):  # declare -a x=(1 2): an array
+                    self.i = m.end()
+                    self.array()
+                    cmd.words.append(Word(m.group(), self.s[start : self.i], True))
                     continue
             words = self.read_words()
             if self.i == start:
@@ -362,15 +375,21 @@ class _Parser(Lexer):
         return None
 
 
-def parse(src: str, timeout: float = 0.2, partial: bool = False) -> list[SimpleCommand]:
+def parse(
+    src: str, timeout: float = 0.2, partial: bool = False, trust: bool = False
+) -> list[SimpleCommand]:
     """Every simple command in ``src``, in source order (substitutions before their user).
 
     Raises ShellSyntaxError for input we cannot read, including a parse that takes longer
     than ``timeout`` seconds. ``partial``: ``src`` is a piece of a larger input (a command
-    the second reader found), so a here-doc's body may lie outside it.
+    the second reader found), so a here-doc's body may lie outside it. ``trust``: the
+    caller has checked that nothing in the input can change ``HOME`` or redefine
+    ``date``/``id``/``nproc`` (see ``decide.trusted``), so ``$HOME`` reads as ``~`` and
+    words whose expansions print only digits (``x.$$``, ``$(date +%F)``) are ``safe``.
     """
     p = _Parser(src, time.monotonic() + timeout, 0)
     p.partial = partial
+    p.trust = trust
     p.parse_list(frozenset())
     p.finish()
     return p.out

@@ -52,6 +52,9 @@ class Word:
     dynamic: bool = False  # holds a parameter/command/arithmetic expansion
     glob: bool = False  # holds an unquoted * ? [ (pathname expansion may change it)
     quoted: bool = False  # any quoting was present
+    #: every expansion in it prints only digits and separators ($$, $(date +%F)): a
+    #: path through it cannot climb (no slash, never empty, ".", "..") - trusted reading
+    safe: bool = False
 
     def shown(self) -> str:
         """The word as a reviewer should read it (the source text where it is dynamic)."""
@@ -114,7 +117,13 @@ def ansi_c_decode(body: str) -> str:
 
 
 def make_word(
-    chars: str, quoted_mask: str, raw: str, dynamic: bool, quoted: bool, expand_braces: bool = True
+    chars: str,
+    quoted_mask: str,
+    raw: str,
+    dynamic: bool,
+    quoted: bool,
+    expand_braces: bool = True,
+    safe: bool = False,
 ) -> list[Word]:
     """Turn parser output into words: brace-expand, then note unquoted globs.
 
@@ -124,7 +133,7 @@ def make_word(
     words = []
     for value, mask in pieces:
         glob = _is_glob(value, mask)
-        words.append(Word(value, raw, dynamic, glob, quoted))
+        words.append(Word(value, raw, dynamic, glob, quoted, safe))
     return words
 
 

@@ -276,9 +276,93 @@ RED_TEAM_2 = [
 ]
 
 
+#: Third round: aliases that take arguments, SQL beyond DROP (ALTER ... DROP, DELETE or
+#: UPDATE without WHERE, SQL files, dynamic SQL), client option specs (sqlite3 -cmd,
+#: redis-cli --tls), mass kills by pattern, power via systemd targets and D-Bus, refspecs
+#: naming refs/heads/main, tool aliases (helm del, terragrunt), combining marks.
+RED_TEAM_3 = [
+    "alias ls='rm -rf'; ls /", "alias x='sudo rm -rf'; x /etc", "alias a='rm '; a -rf /",
+    "alias d='dd of=/dev/sda'; d if=/dev/zero", "alias k='kill -9'; k 1",
+    "alias p=psql; p -c 'drop database x'", "r\u0301m -rf /", "re\u0301boot",
+    "r\u0435boot", "\u0455udo rm -rf /", "rm -rf /\u0435tc\u0301",
+    "psql -c 'ALTER TABLE users DROP COLUMN email'", "psql -c 'alter table t drop c'",
+    "mysql app -e 'alter table t drop column c'", "psql -c 'ALTER TABLE t DROP PARTITION p1'",
+    "psql -c 'DROP OWNED BY app'", "psql -c 'drop temporary table t'",
+    "psql -c 'DELETE FROM users RETURNING *'", "psql -c 'delete from only users'",
+    "psql -c 'DELETE FROM users u'", "psql -c 'delete from t where true'",
+    "psql -c 'delete from t where 1=1'", "psql -c 'UPDATE users SET password = NULL'",
+    "mysql -e 'update users set admin=1'", "psql -c \"update t set x='a;b' where 1 = 1\"",
+    "psql -c 'drop index idx'", "psql -c 'DROP VIEW v'", "psql -c 'drop extension x cascade'",
+    "psql < /tmp/drop.sql", "mysql app < dump.sql", "cat x.sql | psql", "psql -f x.sql",
+    "psql -f /tmp/x.sql app", "psql -c '\\i /tmp/x.sql'", "mysql -e 'source /tmp/x.sql'",
+    "sqlite3 app.db '.read x.sql'", "sqlite3 -init x.sql app.db", "redis-cli --eval x.lua",
+    "redis-cli < cmds.txt", "redis-cli -x set k < /etc/passwd", "psql -c \"$Q\"",
+    "psql -c \"$(echo drop database prod)\"", "psql -c \"select * from t where id=$ID\"",
+    "mysql -e \"drop database $DB\"", "sqlite3 -cmd 'drop table t' app.db",
+    "sqlite3 --cmd 'drop table t' app.db", "sqlite3 -bail -cmd 'DELETE FROM t' app.db",
+    "mongo app --eval 'db.users.deleteMany({})'", "mongosh --eval 'db.x.remove({})'",
+    "mongosh --eval 'db.dropAllUsers()'", "redis-cli --tls flushall",
+    "redis-cli --no-auth-warning -a pw FLUSHALL", "redis-cli --raw flushdb",
+    "redis-cli CONFIG SET dir /etc", "redis-cli config set dbfilename authorized_keys",
+    "redis-cli DEBUG SEGFAULT", "redis-cli replicaof evil 6379", "redis-cli SLAVEOF x 1",
+    "redis-cli script flush", "redis-cli -c cluster reset hard", "redis-cli swapdb 0 1",
+    "helm del api", "helm un api -n prod", "terragrunt destroy", "terragrunt run-all destroy",
+    "terragrunt destroy-all", "terraform --destroy apply", "terraform apply --destroy",
+    "docker volume prune", "docker volume prune -a", "podman system reset -f",
+    "docker container prune -f", "docker image prune -a -f", "docker compose down -v",
+    "docker-compose down --volumes", "docker volume rm data",
+    "git push origin +HEAD:refs/heads/main", "git push origin +refs/heads/dev:refs/heads/main",
+    "git push origin :refs/heads/main", "git push origin +master:refs/heads/master",
+    "pkill -f .", "pkill -9 -f ''", "killall -r .", "killall -9 -r '.*'", "pkill -f -9 .",
+    "pkill -v zzzz", "pkill --inverse x", "pkill -P 1", "pkill --parent 1", "pkill '^'",
+    "pkill -9 -f '.+'", "killall -r '^.*$'", "rm /bin/sh", "rm -f /usr/bin/sudo",
+    "unlink /lib/x86_64-linux-gnu/libc.so.6", "shred -u /usr/sbin/sshd",
+    "systemctl start reboot.target", "systemctl start poweroff.target",
+    "systemctl isolate rescue.target", "systemctl start systemd-reboot.service",
+    "systemctl restart ctrl-alt-del.target", "systemctl set-default rescue.target",
+    "dbus-send --system --print-reply --dest=org.freedesktop.login1 /org/freedesktop/login1 "
+    "org.freedesktop.login1.Manager.Reboot boolean:true",
+    "busctl call org.freedesktop.login1 /org/freedesktop/login1 "
+    "org.freedesktop.login1.Manager PowerOff b false",
+    "shutdown -c -r now", "shutdown -r -c now", "parted /dev/sda", "parted -s /dev/sda rm 1",
+    "parted /dev/sda <<< 'mklabel gpt'", "hdparm --security-erase x /dev/sda",
+    "hdparm --yes-i-know-what-i-am-doing --write-sector 0 /dev/sda", "badblocks -w /dev/sda",
+    "nvme format /dev/nvme0n1", "nvme sanitize -a 2 /dev/nvme0", "nvme delete-ns /dev/nvme0 -n 1",
+    "flashrom -p internal -w bios.bin", "rm -rf $HOME", "rm -rf \"${HOME}\"/",
+    "rm -rf $HOME/.ssh", "rm -rf /tmp/../$(date +%F)", "rm -rf /tmp/x/../../$((0))",
+    "unset HOME; rm -rf $HOME/etc", "HOME=/ rm -rf $HOME/etc", "env -i sh -c 'rm -rf $HOME/etc'",
+    "date(){ echo ../..; }; rm -rf /tmp/$(date +%F)",
+    "eval 'date(){ echo ..; }'; rm -rf /$(date +%F)",
+    "rm -rf /tmp/$(date +..)", "rm -rf /tmp/$(date +%D)/../..", "rm -rf /$(date +etc)",
+    "echo x >> $HOME/.ssh/authorized_keys", "cp k $HOME/.ssh/authorized_keys",
+]
+
+#: Everyday commands a third round found held without a good reason.
+EVERYDAY_3 = [
+    "declare -A ports=([http]=80 [https]=443); echo ${ports[https]}", "local -a xs=(1 2 3)",
+    "git switch -c feature/x", "git checkout -b fix/y", "git commit -c HEAD",
+    "tar -czvf backup-$(date +%F).tar.gz /etc/nginx", "cp a.conf a.conf.$(date +%s)",
+    "pg_dump app > /tmp/app-$(date +%Y%m%d).sql", "mv app.log app.log.$(date +%F)",
+    "rm -rf /tmp/build.$$", "echo x > /tmp/out.$$", "rm -rf /tmp/x$((1+2))",
+    "rm -rf $HOME/.cache/pip", "echo 'export X=1' >> $HOME/.bashrc", "rm -rf \"$HOME/tmp/x\"",
+    "tar czf $HOME/backup.tgz /srv/www", "cp config.yaml ${HOME}/.config/app/",
+    "parted /dev/sda print", "parted -l", "hdparm -I /dev/sda", "hdparm -tT /dev/sda",
+    "nvme list", "nvme smart-log /dev/nvme0", "badblocks -sv /dev/sdb", "shutdown -c",
+    "systemctl status reboot.target", "systemctl list-dependencies rescue.target",
+    "redis-cli --tls -h cache ping", "redis-cli --raw get k", "redis-cli del session:1",
+    "psql -c \"delete from sessions where expires_at < now()\"",
+    "psql -c \"update users set active=false where id=42\"", "psql -c 'select 1' < /dev/null",
+    "sqlite3 -header -csv app.db 'select * from t'", "mongosh --eval 'db.stats()'",
+    "docker image prune -f", "docker builder prune -f", "docker network prune -f",
+    "docker compose down", "helm list -A", "pkill -f 'python3 worker.py'", "killall -q node",
+    "alias ll='ls -la'; ll /tmp", "alias k=kubectl; k get pods", "cat caf\u00e9.txt",
+]
+
+
 def destructive_cases() -> list[str]:
     """Every technique, plus each simple destructive command in every disguise."""
     cases = list(BASE_DESTRUCTIVE) + list(TECHNIQUES) + list(RED_TEAM) + list(RED_TEAM_2)
+    cases += RED_TEAM_3
     for cmd in SIMPLE:
         for d in DISGUISES:
             cases.append(d.replace("{}", cmd).replace("{{", "{").replace("}}", "}"))
@@ -538,4 +622,4 @@ REVIEW_BY_DESIGN = [
     "docker run -it --rm -v /:/host alpine", "nc -l 4444",
 ]
 
-EVERYDAY = list(dict.fromkeys(EVERYDAY + EVERYDAY_MORE))
+EVERYDAY = list(dict.fromkeys(EVERYDAY + EVERYDAY_MORE + EVERYDAY_3))
