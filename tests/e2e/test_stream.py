@@ -81,3 +81,17 @@ def test_slow_reader_does_not_grow_bastion_memory(world):
     ssh.wait(60)
     assert total == 200_000_000
     assert peak - before < 48 * 1024, f"bastion RSS grew by {(peak - before) // 1024} MiB"
+
+
+def test_exit_signal_reaches_the_client(world):
+    async def run() -> tuple[object, object]:
+        args = _connect_args(world)
+        async with asyncssh.connect(
+            "127.0.0.1", world.bastion.port, username="alice", **args
+        ) as outer:
+            async with asyncssh.connect("web1", tunnel=outer, username=LOGIN, **args) as inner:
+                result = await asyncio.wait_for(inner.run("kill -TERM $$"), 20)
+                return result.exit_signal, result.exit_status
+
+    signal, status = asyncio.run(run())
+    assert signal is not None and signal[0] == "TERM", (signal, status)
