@@ -79,8 +79,14 @@ def writes(program: str, read: OptRead) -> list[Word]:
             for w in read.operands
             if w.value.startswith("of=")
         ]
-    elif program == "tee":
+    elif program in ("tee", "sponge"):
         found += read.operands
+    elif program in ("awk", "gawk") and any(
+        o in ("-i", "--include") and v is not None and v.value in ("inplace", "inplace.awk")
+        for o, v in read.options
+    ):
+        scripted = any(o in ("-f", "--file", "-e", "--source") for o, _ in read.options)
+        found += read.operands[0 if scripted else 1 :]
     elif program in ("sed", "perl") and any(
         o in ("-i", "--in-place") or o.startswith("-i") for o, _ in read.options
     ):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 
 from .effects import (
@@ -40,6 +40,8 @@ from .getopt import Spec, _q, read_options, spec, wrapper_options
 from .programs import GLOBAL_SPECS, OPT_SPECS, TAKES_COMMAND_OPTS
 from .shparse import SimpleCommand, parse
 from .sql import shell_escapes
+from .tools import ToolReadings, kill_tag
+from .unknown import BUILTINS, NOT_WRAPPERS, TRIGGERS
 from .words import DYN, FOUND, SOME, ShellSyntaxError, Word
 from .wrappers import INTERPRETERS, KNOWN_PROGRAMS, SHELLS, SQL_CLIENTS, WRAPPERS
 
@@ -91,8 +93,8 @@ _SCRIPT_RUNNERS = SHELLS | {
 }
 _AWKS = {"awk", "gawk", "mawk", "nawk", "busybox-awk"}
 _AWK_CODE = re.compile(
-    r"system\s*\(|\|\s*&?\s*getline|\b(print|printf)\b[^;{}]*\|"
-    r"|\|&|@load|extension\s*\("
+    r"system\s*\(|\|\s*&?\s*getline|\b(print|printf)\b[^;{}]*[|>]"
+    r"|\|&|@load|@include|extension\s*\("
 )
 #: Shell reserved words: a wrapper runs them as a program that does not exist
 _RESERVED = frozenset(
@@ -136,34 +138,36 @@ _SQL_FILE_OPTS = frozenset(
 _SQL_INCLUDE = re.compile(r"(?im)(^|;)\s*(\\i[r]?\s|\\\.\s|source\s|\.read\s)")
 
 
-#: Process names and command lines a pattern must spare not to signal every process.
-_PROCESS_SAMPLES = ("systemd", "init", "sshd", "bash", "kthreadd", "cron", "x", "Z9", "/sbin/init")
-
-
-def _kills_everything(name: str, args: list[Word]) -> bool:
-    """pkill/killall that signal every process: ``pkill -v x``, ``pkill -P 1``, or a
-    pattern that matches any name (``pkill -f .``, ``killall -r '.*'``)."""
-    read = read_options(args, OPT_SPECS[name])
-    names = {o for o, _ in read.options}
-    if name == "pkill" and names & {"-v", "--inverse"}:
-        return True
-    for opt, value in read.options:
-        if opt in ("-P", "--parent") and value is not None and "1" in value.value.split(","):
-            return True
-    if name == "killall" and not names & {"-r", "--regexp"}:
-        return False
-    for w in read.operands:
-        if w.dynamic or len(w.value) > 200:
-            continue
-        try:
-            pattern = re.compile(w.value)
-        except (re.error, RecursionError, OverflowError):
-            continue
-        if all(pattern.search(s) for s in _PROCESS_SAMPLES):
-            return True
-    return False
-
-
+_COMPOSE = frozenset({"docker-compose", "podman-compose"})
+#: Subcommands of bun and deno that run no script of the user's (task and run do)
+_RUNTIME_TOOLS = frozenset(
+    "install i add remove rm update upgrade outdated link unlink pm create init test build "
+    "fmt lint check info doc bench compile cache types publish audit".split()
+)
+#: Editors that take commands on stdin (``!cmd`` runs a shell, ``w`` writes)
+_EDITORS = frozenset({"ed", "red", "ex", "vim", "vi", "nvim", "view", "vimdiff"})
+_WRITES = frozenset({">", ">>", ">|", "&>", "&>>", "<>", ">&"})
+#: Programs ``special`` reads its own way (no unknown-program reading for them).
+_HANDLED = (
+    frozenset(WRAPPERS)
+    | SHELLS
+    | frozenset(INTERPRETERS)
+    | SQL_CLIENTS
+    | _AWKS
+    | _COMPOSE
+    | {"sed", "find", "eval", "source", ".", "trap", "alias", "at", "batch", "less", "more"}
+    | {"most", "make", "gmake", "kubectl", "oc", "docker", "podman", "nerdctl", "hash"}
+    | {"enable", "fc", "r", "mapfile", "readarray", "complete", "compgen", "bind", "parted"}
+    | {"export", "declare", "typeset", "local", "readonly", "git", "ip", "pkill", "killall"}
+)
+_CONTAINER_SPEC = spec(
+    "e:u:w:v:p:l:m:h:n:c:itdPqT",
+    "env env-file user workdir detach-keys volume "
+    "publish name network label mount entrypoint memory cpus hostname "
+    "restart platform pull add-host dns device log-driver log-opt namespace "
+    "container index",
+    "interactive tty detach privileged rm init read-only no-TTY no-deps service-ports",
+)
 _PARTED_INFO = frozenset({"-l", "--list", "-h", "--help", "-v", "--version"})
 
 
@@ -237,8 +241,9 @@ def _join(words: list[Word]) -> tuple[str, bool]:
     return " ".join(w.value.replace(DYN, "${_}") for w in words), any(w.dynamic for w in words)
 
 
-class Normalizer:
-    """Walks parsed commands in order, tracking the working directory across ``cd``."""
+class Normalizer(ToolReadings):
+    """Walks parsed commands in order, tracking the working directory across ``cd``
+    (and aliases, links and mounts made earlier in the input)."""
 
     def __init__(self, cwd: str | None, timeout: float, trust: bool = False):
         self.cwd = cwd
@@ -247,6 +252,8 @@ class Normalizer:
         self.out: list[Command] = []
         self.aliases: dict[str, str] = {}  # alias NAME=BODY seen so far in this input
         self.expanding: set[str] = set()  # aliases being expanded (bash never recurses)
+        self.guessing = False  # inside a reading of an unknown program's arguments
+        self.links: dict[str, tuple[str, bool]] = {}  # see ToolReadings.note_link
 
     @property
     def timeout(self) -> float:
@@ -292,6 +299,7 @@ class Normalizer:
         opts: Spec | None = None,
         at: int | None = None,
         limit: int | None = None,
+        linked: bool = False,
     ) -> Command:
         if program in ("tar", "bsdtar") and args and re.fullmatch(r"[A-Za-z]+", args[0].value):
             args = [Word("-" + args[0].value, args[0].raw)] + args[1:]  # old style: tar czf
@@ -328,6 +336,21 @@ class Normalizer:
             self.out.append(cmd)
         else:
             self.out[at] = cmd
+        if self.links and not linked:  # ln -s / x; rm -rf x/: judged as rm -rf /
+            on_link = program in ("rm", "unlink", "rmdir", "mv", "ln")
+            new_args = [self.through_links(w, self.cwd, on_link) or w for w in args]
+            new_reds = [
+                replace(r, target=self.through_links(r.target, self.cwd, False) or r.target)
+                if r.target is not None
+                else r
+                for r in sc.redirects
+            ]
+            if new_args != args or new_reds != sc.redirects:
+                here = f"through a link made earlier {via}".strip()
+                linked_sc = replace(sc, redirects=new_reds)
+                self.emit(
+                    program, new_args, linked_sc, here, tags, assigns, sql, opts, None, limit, True
+                )
         return cmd
 
     def command(
@@ -369,7 +392,23 @@ class Normalizer:
         limit = None
         if name in WRAPPERS:
             limit = wrapper_options(args, WRAPPERS[name].spec)[0][1]
-        self.emit(name, args, sc, via, tags, assigns, sql, at=at, limit=limit)
+        elif (
+            args
+            and "too-deep" not in tags
+            and not self.guessing
+            and name not in _HANDLED
+            and name not in TRIGGERS
+            and name not in NOT_WRAPPERS
+            and name not in BUILTINS
+            and name not in _RESERVED
+        ):
+            self.unknown_program(name, args, sc, via, depth, assigns)
+        cmd = self.emit(name, args, sc, via, tags, assigns, sql, at=at, limit=limit)
+        written = [t for op, t in cmd.redirects if op in _WRITES]
+        if written and not self.startup_write(name, args, sc, written, via, depth):
+            self.out[at] = replace(cmd, tags=cmd.tags | {"dynamic-code"})
+        if name in ("ln", "mount"):
+            self.note_link(name, read_options(args, OPT_SPECS.get(name)), self.cwd)
 
     def special(
         self,
@@ -388,6 +427,9 @@ class Normalizer:
                 self.cwd = "?"
             else:
                 self.cwd = resolve_path(ops[0].value, self.cwd) if ops else "~"
+                followed = self.through_links(Word(self.cwd), None, False) if self.cwd else None
+                if followed is not None:
+                    self.cwd = followed.value
         elif name in WRAPPERS:
             self.wrapper(name, args, sc, via, depth, tags, assigns)
         elif name in SHELLS:
@@ -426,6 +468,14 @@ class Normalizer:
                     self.code_string(Word(body, w.raw, w.dynamic), here, depth, tags)
                     if not w.dynamic:
                         self.aliases[alias] = body
+        elif name == "gdb" and any(w.value == "--args" for w in args):
+            k = next(i for i, w in enumerate(args) if w.value == "--args")
+            if args[k + 1 :]:
+                self.command(
+                    args[k + 1 :], sc, f"via gdb --args {via}".strip(), depth + 1, set(), assigns
+                )
+        elif name in _EDITORS and stdin_of(sc)[1] != "none":
+            tags.add("interpreter-code")  # ed <<< '!cmd', vim -es < script: editor commands
         elif name in INTERPRETERS:
             self.interpreter(name, args, sc, tags)
         elif name in _AWKS:
@@ -445,8 +495,12 @@ class Normalizer:
                 tags.add("interpreter-code")
         elif name == "find":
             self.find(args, sc, via, depth, assigns)
-        elif name in ("pkill", "killall") and _kills_everything(name, args):
-            tags.add("kills-everything")
+        elif name in ("pkill", "killall") and (tag := kill_tag(name, args)):
+            tags.add(tag)
+        elif name == "git":
+            self.git(args, sc, via, depth, tags)
+        elif name == "ip":
+            self.ip(args, sc, via, depth)
         elif name == "parted":  # no command given: parted reads its commands from a terminal
             read = read_options(args, spec("", "", "list help version script machine"))
             if len(read.operands) <= 1 and not {o for o, _ in read.options} & _PARTED_INFO:
@@ -489,7 +543,7 @@ class Normalizer:
                     )
                 ):
                     tags.add("interpreter-code")
-        elif name in ("kubectl", "oc", "docker", "podman", "nerdctl"):
+        elif name in ("kubectl", "oc", "docker", "podman", "nerdctl") or name in _COMPOSE:
             self.container_exec(name, args, sc, via, depth, assigns)
         elif name in SQL_CLIENTS:
             return self.sql(name, args, sc, via, depth, tags)
@@ -589,6 +643,9 @@ class Normalizer:
             tags.add("interactive-shell")
 
     def interpreter(self, name: str, args: list[Word], sc: SimpleCommand, tags: set[str]) -> None:
+        ops = [w.value for w in args if not w.value.startswith("-")]
+        if name in ("bun", "deno") and ops and ops[0] in _RUNTIME_TOOLS:
+            return  # bun install, deno fmt: the runtime's own tools, not a script
         code_opts = INTERPRETERS[name]
         short_code = {o[1] for o in code_opts if len(o) == 2}
         for w in args:
@@ -791,30 +848,26 @@ class Normalizer:
         depth: int,
         assigns: tuple[str, ...],
     ) -> None:
+        """docker/podman/kubectl exec|run|debug, docker compose exec|run: the inner command
+        is judged as if it ran here."""
         read = read_options(args, OPT_SPECS.get(name))
-        verbs = [w.value for w in read.operands[:1]]
-        if not verbs or verbs[0] not in ("exec", "run", "debug", "create"):
+        ops = read.operands
+        pos = 1 if ops and ops[0].value == "compose" and name not in _COMPOSE else 0
+        if len(ops) <= pos or ops[pos].value not in ("exec", "run", "debug", "create"):
             return
-        values = [w.value for w in args]
-        here = f"via {name} {verbs[0]} {via}".strip()
+        verb = ops[pos].value
+        start = next(i for i, w in enumerate(args) if w is ops[pos]) + 1
+        here = f"via {name} {verb} {via}".strip()
+        values = [w.value for w in args[start:]]
         if "--" in values:
-            inner = args[values.index("--") + 1 :]
+            inner = args[start + values.index("--") + 1 :]
             if inner:
                 self.command(inner, sc, here, depth + 1, set(), assigns)
             return
-        if name in ("kubectl", "oc") and verbs[0] != "exec":
+        if name in ("kubectl", "oc") and verb != "exec":
             return
-        start = values.index(verbs[0]) + 1
-        sp = spec(
-            "e:u:w:v:p:l:m:h:n:c:itdPq",
-            "env env-file user workdir detach-keys volume "
-            "publish name network label mount entrypoint memory cpus hostname "
-            "restart platform pull add-host dns device log-driver log-opt namespace "
-            "container",
-            "interactive tty detach privileged rm init read-only",
-        )
-        for _opts, idx in wrapper_options(args[start:], sp):
-            inner = args[start + idx + 1 :]  # skip the container / image / pod
+        for _opts, idx in wrapper_options(args[start:], _CONTAINER_SPEC):
+            inner = args[start + idx + 1 :]  # skip the container / image / pod / service
             if inner:
                 self.command(inner, sc, here, depth + 1, set(), assigns)
 

@@ -29,6 +29,7 @@ OUTPUT_OPTS: dict[str, frozenset[str]] = {
     "zstd": frozenset({"-o"}),
     "patch": frozenset({"-o", "--output"}),
     "gpg": frozenset({"-o", "--output"}),
+    "find": frozenset({"-fprint", "-fprint0", "-fprintf", "-fls"}),
 }
 
 #: Options naming the destination of cp/mv/install/ln (else the last operand is).
@@ -147,7 +148,7 @@ OPT_SPECS: dict[str, Spec] = {
         numeric=True,
     ),
     "killall": spec("s:u:o:y:", "signal user older-than younger-than", numeric=True),
-    "awk": spec("F:v:f:e:", "field-separator assign file source"),
+    "awk": spec("F:v:f:e:i:l:", "field-separator assign file source include load"),
     "gawk": spec("F:v:f:e:i:l:", "field-separator assign file source include load"),
     "dd": spec(""),
     "helm": spec("n:f:", "namespace values kube-context"),

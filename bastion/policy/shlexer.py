@@ -27,6 +27,7 @@ _COND_META = " \t\n;"
 #: a word followed by an argument (never valid arithmetic: operands need an operator)
 _WORDS = re.compile(r"[A-Za-z_][\w.-]*\s+(?:[\w/~.'\"$`\\]|-[A-Za-z-])")
 _HIST = re.compile(r"![A-Za-z0-9!$?#*:^\-]")
+_ARITH_PAYLOAD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\[[^\]]*(\$\(|`)")
 #: ${$}, ${?}, ${#}, ${#name}, ${#arr[@]}: always digits
 _DIGIT_PARAMS = re.compile(r"\$\{([$?#]|#[A-Za-z_][A-Za-z0-9_]*(\[[@*0-9]\])?|UID|EUID|PPID)\}")
 #: date +FORMAT made only of numeric conversions and separators: never empty, never a
@@ -94,6 +95,7 @@ class Lexer:
         self.pipe_src: SimpleCommand | None = None
         self.context: list[str] = []
         self.functions: list[str] = []
+        self.calls: dict[str, set[str]] = {}  # function -> first words of its body
         self.hist = False
         self.partial = False  # a piece of a larger input: here-doc bodies may be outside
         self.have_cmd = False  # a command precedes the cursor in this list (";" is valid)
@@ -165,6 +167,8 @@ class Lexer:
             red.body = "\n".join(lines) + ("\n" if lines else "")
             if red.body_expands:
                 self.scan_expansions(red.body)
+            else:
+                self.arith_payload(red.body)
 
     def scan_expansions(self, text: str) -> bool:
         """Emit commands from substitutions in here-doc-like text; True if any expansion."""
@@ -236,7 +240,19 @@ class Lexer:
         if _HIST.search(raw) and "'" not in raw:
             self.hist = True
         quoted = "q" in mask and any(q in raw for q in "'\"\\$")
+        if quoted:
+            self.arith_payload(chars)
         return make_word(chars, mask, raw, dynamic, quoted, not self.cond, safe)
+
+    def arith_payload(self, text: str) -> None:
+        """Quoted text holding ``name[$(cmd)]``: a value that runs ``cmd`` when arithmetic
+        reads it (``x='a[$(reboot)]'; echo $((x))``), also once printf or echo -e decode
+        its escapes. It is a finding, since we do not follow variables."""
+        if "[" in text and (
+            _ARITH_PAYLOAD.search(text)
+            or ("\\" in text and _ARITH_PAYLOAD.search(ansi_c_decode(text)))
+        ):
+            self.emit(SimpleCommand(tags={"arith-substitution"}))
 
     def read_word_chars(self, heredoc: bool = False, stop: str = "") -> tuple[str, str, bool]:
         """Read one word (or, for here-docs, all text); return value, quote mask, dynamic."""

@@ -277,7 +277,23 @@ class _Parser(Lexer):
             if cmd.words and cmd.words[0].value == name:
                 cmd.tags.add("recursive-function")
         self.functions.append(name)
+        self.calls[name] = {c.words[0].value for c in self.out[start:] if c.words}
+        if self.calls_itself(name):  # a(){ b|b& }; b(){ a|a& }: recursion through others
+            self.emit(SimpleCommand([Word(name)], tags={"recursive-function"}))
         return None
+
+    def calls_itself(self, name: str) -> bool:
+        """Whether function ``name`` reaches itself through the functions defined so far."""
+        seen: set[str] = set()
+        todo = list(self.calls.get(name, ()))
+        while todo:
+            f = todo.pop()
+            if f == name:
+                return True
+            if f not in seen and f in self.calls:
+                seen.add(f)
+                todo.extend(self.calls[f])
+        return False
 
     def parse_case(self) -> str | None:
         self.skip_blanks()
@@ -353,6 +369,8 @@ class _Parser(Lexer):
                         cmd.assigns.append((name, Word("", self.s[start : self.i], True)))
                         continue
                     chars, mask, dyn = self.read_word_chars()
+                    if "q" in mask:
+                        self.arith_payload(chars)
                     cmd.assigns.append((name, Word(chars, self.s[start : self.i], dyn)))
                     continue
             elif cmd.words[0].value in _DECLARERS and not cmd.words[0].quoted:

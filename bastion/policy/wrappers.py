@@ -221,9 +221,10 @@ INTERPRETERS: dict[str, frozenset[str]] = {
     "groovy": frozenset({"-e"}),
     "julia": frozenset({"-e"}),
     "gdb": frozenset({"-ex", "--ex", "-batch"}),
-    "vim": frozenset({"-c", "--cmd"}),
-    "vi": frozenset({"-c"}),
-    "nvim": frozenset({"-c", "--cmd"}),
+    "vim": frozenset({"-c", "--cmd", "-S"}),
+    "vi": frozenset({"-c", "-S"}),
+    "nvim": frozenset({"-c", "--cmd", "-S"}),
+    "ex": frozenset({"-c", "--cmd", "-S"}),
 }
 
 SQL_CLIENTS = frozenset(
