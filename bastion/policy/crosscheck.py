@@ -13,9 +13,11 @@ only find the commands we found (a property test checks this over that alphabet)
 it is not run. Everything else is cross-checked.
 
 Limits: bashlex is pure Python and slow on large inputs, so it runs only on inputs up to
-``MAX_CROSSCHECK`` bytes; above that only the primary reading counts. bashlex failures
-(ParsingError, NotImplementedError, AttributeError, RecursionError, ...) are ignored here:
-the primary reader decides whether the input is readable at all.
+``MAX_CROSSCHECK`` bytes; above that only the primary reading counts. bashlex 0.18 loops
+for ever on an unterminated ``${`` in a word; its parameter expansion is wrapped here to
+raise instead (found by fuzzing bashlex alone; no other input class was found to hang
+it). bashlex failures (ParsingError, NotImplementedError, AttributeError, RecursionError,
+...) are ignored here: the primary reader decides whether the input is readable at all.
 """
 
 from __future__ import annotations
@@ -24,6 +26,21 @@ import re
 from typing import Any
 
 import bashlex
+import bashlex.errors
+import bashlex.subst
+
+_paramexpand = bashlex.subst._paramexpand
+
+
+def _bounded_paramexpand(parserobj: Any, string: str, sindex: int) -> Any:
+    """bashlex 0.18 loops for ever on a ``${`` with no ``}`` after it in the same word
+    (``'${'x``): its search for the brace returns -1 and the scan restarts at 0."""
+    if string.startswith("${", sindex) and string.find("}", sindex + 2) < 0:
+        raise bashlex.errors.ParsingError("bad substitution: no closing }", string, sindex)
+    return _paramexpand(parserobj, string, sindex)
+
+
+bashlex.subst._paramexpand = _bounded_paramexpand
 
 __all__ = ["MAX_CROSSCHECK", "bashlex_command_spans", "needs_crosscheck"]
 

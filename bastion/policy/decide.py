@@ -4,7 +4,8 @@ Per normalized command: the most restrictive deny/review rule that matches decid
 "maybe" match of a deny rule is held at on_unknown); otherwise a finding we cannot judge
 (``normalize.UNKNOWN_TAGS``) gives on_unknown unless an allow rule matches that command;
 otherwise an allow rule, else the policy default. Across commands the most restrictive
-action wins; among equals, the first in source order names the rule and the reason.
+action wins; among equals, the first in source order names the rule and the reason (for
+an allow, the first command as typed rather than one nested in a substitution or wrapper).
 
 ``decide`` is pure and never raises: an input too large is denied (rule ``too-long``), an
 input we cannot read, or any internal error, gets on_unknown (rule ``on_unknown``).
@@ -117,7 +118,8 @@ class Policy:
         start = time.monotonic()
         trust = False
         try:
-            cmds = normalize(parse(command, timeout), cwd, timeout)
+            parsed = parse(command, timeout)
+            cmds = normalize(parsed, cwd, max(timeout - (time.monotonic() - start), 0.001))
             if trusted(command, cmds):
                 trust = True
                 left = max(timeout - (time.monotonic() - start), 0.001)
@@ -364,9 +366,21 @@ def _decide(
         return Decision("allow", "default", "allow (default): empty command", ())
     scoped = policy.scoped(user, frozenset(groups), target, login)
     best: tuple[int, str, str, str, Command] | None = None
-    for cmd in cmds:
+    give_up = time.monotonic() + 2 * policy.parse_timeout_ms / 1000
+    for n, cmd in enumerate(cmds):
+        if n & 63 == 63 and time.monotonic() > give_up:  # judging is bounded too
+            return Decision(
+                policy.on_unknown,
+                "on_unknown",
+                _describe(policy.on_unknown, "on_unknown", None, "too many commands to judge"),
+                rendered,
+            )
         action, rule, message = policy.judge(cmd, scoped.for_command(cmd))
-        if best is None or SEVERITY[action] > best[0]:
+        if (
+            best is None
+            or SEVERITY[action] > best[0]
+            or (action == best[1] == "allow" and best[4].via and not cmd.via)
+        ):  # an allow names the command as typed rather than one nested in it
             best = (SEVERITY[action], action, rule, message, cmd)
     assert best is not None
     _, action, rule, message, cmd = best

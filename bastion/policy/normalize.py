@@ -455,6 +455,9 @@ class Normalizer(ToolReadings):
         elif name in ("mapfile", "readarray", "complete", "compgen", "bind"):
             for opt, value in read_options(args, spec("C:x:", "")).options:
                 if opt in ("-C", "-x") and value is not None:  # callbacks run as shell code
+                    if name == "bind":  # bind -x '"KEYS": CMD'
+                        text = re.sub(r'^\s*("(?:[^"\\]|\\.)*"|[^:]*)\s*:', "", value.value)
+                        value = Word(text, value.raw, value.dynamic)
                     self.code_string(value, f"inside {name} {opt} {via}".strip(), depth, tags)
         elif name == "trap":
             ops = [w for w in args if not w.value.startswith("-")]

@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Any
 
 from ..tomlsource import TomlSource
@@ -217,10 +218,29 @@ def _path_is(path: str, pattern: str) -> bool:
     return fnmatchcase(path, pattern)
 
 
+@lru_cache(maxsize=512)
+def _path_set(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """One test for a list of path patterns (one regex for the globs): judging a command
+    with thousands of operands stays linear in the operands."""
+    root, system, device = ("@root" in patterns, "@system" in patterns, "@device" in patterns)
+    globs = [p for p in patterns if not p.startswith("@")]
+    rx = re.compile("|".join(fnmatch.translate(p) for p in globs)) if globs else None
+
+    def test(path: str) -> bool:
+        return (
+            (root and path == "/")
+            or (system and path in SYSTEM_DIRS)
+            or (device and _is_device(path))
+            or bool(rx and rx.match(path))
+        )
+
+    return test
+
+
 _ALL_NAMES = re.compile(r"(\*|\?|\.|\[[^\]]*\])+")
 
 
-def _under(base: str, patterns: list[str]) -> Match:
+def _under(base: str, patterns: tuple[str, ...]) -> Match:
     """Could something found under directory ``base`` (find's ``{}``) match a pattern?"""
     prefix = base.rstrip("/") + "/"
     if any(s.startswith(prefix) and _path_is(s, p) for s in _SAMPLES for p in patterns):
@@ -243,7 +263,11 @@ def _under(base: str, patterns: list[str]) -> Match:
 _DIGITS = "\x01"
 
 
-def _path_matches(word: Word, cwd: str | None, patterns: list[str]) -> Match:
+@lru_cache(maxsize=65536)
+def _path_matches(word: Word, cwd: str | None, patterns: tuple[str, ...]) -> Match:
+    """Does the path a word names match one of the patterns? Maybe if only known at run
+    time (cached: a command often names the same path many times)."""
+    is_match = _path_set(patterns)
     if word.safe and DYN in word.value:  # x.$$, backup-$(date +%F): digits, or nothing
         readings = [
             Word(word.value.replace(DYN, r), word.raw, False, word.glob) for r in ("", _DIGITS)
@@ -257,16 +281,15 @@ def _path_matches(word: Word, cwd: str | None, patterns: list[str]) -> Match:
             if base is not None:
                 if word.raw == SOME:  # only some paths under base: never a certain match
                     return None if _under(base, patterns) is True else False
-                return any(_path_is(base, p) for p in patterns) or _under(base, patterns)
+                return is_match(base) or _under(base, patterns)
         return None
-    if any(_path_is(path, p) for p in patterns):
+    if is_match(path):
         return True
     if word.glob and path.startswith(("/", "~")):
         parent, _, last = path.rpartition("/")
-        if _ALL_NAMES.fullmatch(last):  # DIR/* deletes what DIR holds: judge DIR too
-            if any(_path_is(parent or "/", p) for p in patterns):
-                return True
-        return any(fnmatchcase(s, path) and _path_is(s, p) for s in _SAMPLES for p in patterns)
+        if _ALL_NAMES.fullmatch(last) and is_match(parent or "/"):  # DIR/*: judge DIR too
+            return True
+        return any(is_match(s) for s in _SAMPLES if fnmatchcase(s, path))
     return False
 
 
@@ -333,6 +356,8 @@ class Rule:
     # ---- matchers -----------------------------------------------------------------
     def compile(self) -> None:
         c = self.conf
+        paths = tuple(c.get("paths", ()))
+        dest_paths = tuple(c.get("dest_paths", ()))
         if "program" in c:
             globs = [p for p in c["program"] if any(ch in p for ch in "*?[")]
             self.prog_exact = frozenset(p for p in c["program"] if p not in globs)
@@ -368,13 +393,11 @@ class Rule:
             )
         if "dest_paths" in c:
             self.checks.append(
-                lambda cmd: (
-                    cmd.dest is not None and _path_matches(cmd.dest, cmd.cwd, c["dest_paths"])
-                )
+                lambda cmd: cmd.dest is not None and _path_matches(cmd.dest, cmd.cwd, dest_paths)
             )
         if "paths" in c:
             self.checks.append(
-                lambda cmd: _any([_path_matches(w, cmd.cwd, c["paths"]) for w in cmd.operands])
+                lambda cmd: _any([_path_matches(w, cmd.cwd, paths) for w in cmd.operands])
             )
         if "redirects" in c:
             self.checks.append(self._redirects)
@@ -443,7 +466,7 @@ class Rule:
                 continue
             if op == ">&" and re.fullmatch(r"\d+|-", target.value):
                 continue
-            results.append(_path_matches(target, cmd.cwd, self.conf["redirects"]))
+            results.append(_path_matches(target, cmd.cwd, tuple(self.conf["redirects"])))
         return _any(results)
 
 

@@ -283,6 +283,11 @@ class Lexer:
                 if nxt == "\n":
                     self.i += 2
                     continue
+                if not nxt:  # a backslash at the very end stays a backslash
+                    chars.append(c)
+                    mask.append("q")
+                    self.i += 1
+                    continue
                 if heredoc:
                     if nxt in "$`\\":
                         chars.append(nxt)
@@ -438,6 +443,8 @@ class Lexer:
             self.i += 2
             self.braced()
             text = s[start : self.i]
+            if text.endswith("@P}"):  # prompt expansion runs substitutions in the value
+                self.emit(SimpleCommand(tags={"dynamic-code"}))
             if self.trust and text == "${HOME}":
                 return "~"
             self.last_safe = self.trust and bool(_DIGIT_PARAMS.fullmatch(text))

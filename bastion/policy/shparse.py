@@ -354,6 +354,8 @@ class _Parser(Lexer):
             op = self.peek_op()
             if op is not None:
                 break
+            if len(cmd.words) & 255 == 255 and time.monotonic() > self.deadline:
+                raise ShellSyntaxError("parse took too long")
             red = self.read_redirect()
             if red is not None:
                 cmd.redirects.append(red)

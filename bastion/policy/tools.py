@@ -220,7 +220,7 @@ class ToolReadings:
                     value = value.split("=", 1)[1]
                 prog = program_name(value)
                 if is_trigger(prog) and not (prog in _RUNNERS and k + 1 == len(args)):
-                    rest = [Word(value, w.raw, False, w.glob, w.quoted)] + args[k + 1 :]
+                    rest = [Word(value, w.raw, False, w.glob, w.quoted)] + args[k + 1 : k + 256]
                     rest.append(Word(DYN, "{more}", True))  # it may append arguments
                     self.command(rest, sc, here, depth + 1, set(), assigns)
                     readings += 1

@@ -559,10 +559,72 @@ EVERYDAY_4 = [
 ]
 
 
+#: Fifth round: reader edge cases (several here-docs, ;& and ;;&, $'\'', a(b) c, \\ at
+#: line ends inside operators), prompt expansion ${x@P}, bind -x, nested shells and
+#: pipes into them, xargs and find variants.
+RED_TEAM_5 = [
+    'cat <<A <<B\na\nA\nb\nB\nrm -rf /', "cat <<''\n\nrm -rf /", "cat <<'E'\nE \nE\nrm -rf /",
+    'cat <<E\\OF\nx\nEOF\nrm -rf /', 'cat <<"E"OF\nx\nEOF\nrm -rf /',
+    "cat <<-'E'\n\t\tx\n\tE\nrm -rf /", 'x=$(cat <<EOF\nhi\nEOF\n); rm -rf /',
+    "echo $(cat <<'EOF'\n)\nEOF\nrm -rf /)", 'cat <<EOF | sh\nrm -rf /\nEOF',
+    'sh <<-EOF\n\trm -rf /\n\tEOF', 'case x in (x) rm -rf /;; esac',
+    'case x in x) : ;& y) rm -rf / ;; esac', 'case x in *) rm -rf / ;;& esac',
+    "echo $'\\''; rm -rf /'", 'echo "$(echo ")"; rm -rf /")"', 'echo ${x:-"}"}; rm -rf /',
+    'echo ${x/\\}/}; rm -rf /', 'echo $((echo hi); rm -rf /)', '((echo hi); rm -rf /)',
+    'ls &\\\n& rm -rf /', 'ls |\\\n| rm -rf /', 'ls ;\\\n rm -rf /', '[[ a < b ]]; rm -rf /',
+    '[[ $x == @(a|b) ]] && rm -rf /', 'coproc x { rm -rf /; }', 'coproc rm -rf /',
+    'function f() ( rm -rf / ); f', '{,rm} -rf /', '{rm,} -rf /', '{r,}{m,} -rf /',
+    '/???/?? -rf /', '/???/r* -rf /', '/*/rm -rf /', '/b[i]n/r[m] -rf /',
+    "x='\\$(rm -rf /)'; echo ${x@P}", 'bind -x \'"\\C-a":rm -rf /\'', 'echo ${x@P}',
+    "PS1='$(rm -rf /)' bash -i", '>/dev/sda echo x', '2>/dev/sda ls', '</dev/zero >/dev/sda cat',
+    'echo x >\\\n/dev/sda', "echo x > '/dev/sda'", 'echo x > "/dev/"sda', "echo x > /dev/s$'d'a",
+    'echo x > /dev/sd{a,b}', 'echo x > /dev/sd?', 'echo x > /dev/sd*', 'echo x >/dev//sda',
+    'echo x > /dev/./sda', 'ls -la; (sleep 1; rm -rf /) &',
+    "nohup sh -c 'sleep 100; rm -rf /' >/dev/null 2>&1 &", '{ sleep 1; rm -rf /; } &',
+    'if [ -d / ]; then rm -rf /; else echo; fi', 'until rm -rf /; do :; done',
+    'while rm -rf /; do break; done', '[ -e / ] && rm -rf / || true',
+    'true; false || rm -rf / && :', '! { rm -rf /; }', 'time { rm -rf /; }', '(( 1 )) && rm -rf /',
+    'let 1 && rm -rf /', 'x=1 rm -rf /', 'A=1 B=2 rm -rf /', "FOO='a b' rm -rf /",
+    'export X; rm -rf /', 'declare -r X=1; rm -rf /', 'echo # \\\nrm -rf /', "echo '#'\nrm -rf /",
+    'echo x;\trm -rf /', 'echo x\n\t\nrm -rf /', 'rm -rf /\\\n', 'rm -rf / #', 'rm -rf / ;',
+    'rm -rf / &', 'rm -rf / ;;', 'rm -rf / |', 'rm -rf / && ', '  rm   -rf   /  ',
+    'r\\m -r\\f \\/', '"r""m" "-""rf" "/"', "$'r'$'m' -rf /", '$"r"m -rf /', "r$'\\x6d' -rf /",
+    "$'\\162\\155' $'\\055\\162\\146' $'\\057'", "$'\\x72\\x6d' -rf $'\\x2f'",
+    "$'\\u0072\\u006d' -rf /", "$'\\U00000072m' -rf /", "rm -rf $'\\057'", 'rm -rf "$(printf /)"',
+    'rm -rf `printf /`', 'rm -rf $(echo /)', 'rm -rf "$(echo -n /)"', 'set -f; rm -rf /',
+    'shopt -s extglob; rm -rf /', 'IFS=/; rm -rf /', 'rm -rf -- $(echo /)',
+    'eval "$(printf \'rm -rf /\')"', 'eval rm -rf /', 'eval \'eval "rm -rf /"\'',
+    "eval $'rm\\x20-rf\\x20/'", 'bash -c "bash -c \'rm -rf /\'"',
+    'sh -c \'sh -c "sh -c \\"rm -rf /\\""\'', 'bash -c \'eval "$1"\' _ \'rm -rf /\'',
+    "bash -c '$0 -rf /' rm", 'bash -c \'"$@"\' _ rm -rf /', 'sh -c \'exec "$@"\' sh rm -rf /',
+    "bash -s <<< 'rm -rf /'", "bash -s -- x <<< 'rm -rf /'", "bash --norc -c 'rm -rf /'",
+    "bash -O extglob -c 'rm -rf /'", "bash +o posix -c 'rm -rf /'", "bash -xc 'rm -rf /'",
+    "bash -ce 'rm -rf /'", "env bash -c 'rm -rf /'", "/bin/sh -c 'rm -rf /'",
+    "/usr/bin/env bash -c 'rm -rf /'", "command bash -c 'rm -rf /'",
+    "exec /bin/bash -c 'rm -rf /'", 'echo cm0gLXJmIC8= | base64 -d | sh',
+    "echo 'rm -rf /' | bash -s", "printf 'rm -rf /' | sh -s", "echo 'rm -rf /' | env sh",
+    "echo 'rm -rf /' | sudo sh", "echo 'rm -rf /' | xargs -I{} sh -c '{}'",
+    "echo 'rm -rf /' | sh -", "echo 'rm -rf /' | /bin/sh", "echo 'rm -rf /' | busybox sh",
+    'sh < /tmp/x', "bash /dev/stdin <<< 'rm -rf /'", "sh /dev/fd/0 <<< 'rm -rf /'",
+    "bash <(echo 'rm -rf /')", "bash < <(echo 'rm -rf /')",
+    'python3 -c "import os;os.system(\'rm -rf /\')"', 'python3 -', "python3 <<< 'print(1)'",
+    "perl -E 'say 1'", "perl -ne 'print' f", "ruby -pe 'x'",
+    'awk \'BEGIN{while(("ls"|getline l)>0) print l}\'', "awk '{system($0)}' cmds.txt",
+    'gawk \'@load "x"\'', "sed -e '1e rm -rf /' f", "sed 's/x/y/e' f", "sed -n 'w /etc/passwd' f",
+    "sed 'W /dev/sda' f", 'find / -exec rm -rf {} \\+', "find / -execdir rm -rf '{}' ';'",
+    'find -L / -exec rm -rf {} +', 'find / \\( -name x -o -true \\) -delete',
+    'find / -mindepth 1 -maxdepth 1 -exec rm -rf {} +', 'find /etc/ -type f -delete',
+    'find /. -delete', 'xargs -a <(echo /) rm -rf', 'echo / | xargs -0 rm -rf',
+    "printf '/' | xargs rm -rf", 'xargs rm -rf <<< /', 'echo / | parallel rm -rf',
+    'echo / | xargs -I@ rm -rf @', 'echo / | xargs --null rm -rf', 'echo / | xargs -L1 rm -rf',
+    'ls / | xargs -n1 -I{} rm -rf /{}',
+]
+
+
 def destructive_cases() -> list[str]:
     """Every technique, plus each simple destructive command in every disguise."""
     cases = list(BASE_DESTRUCTIVE) + list(TECHNIQUES) + list(RED_TEAM) + list(RED_TEAM_2)
-    cases += RED_TEAM_3 + RED_TEAM_4
+    cases += RED_TEAM_3 + RED_TEAM_4 + RED_TEAM_5
     for cmd in SIMPLE:
         for d in DISGUISES:
             cases.append(d.replace("{}", cmd).replace("{{", "{").replace("}}", "}"))

@@ -158,3 +158,17 @@ def test_large_inputs_fast(shipped):
         start = time.perf_counter()
         _decide(shipped, text)
         assert time.perf_counter() - start < 0.3, text[:20]
+
+
+@pytest.mark.parametrize("command", [
+    "'${'c", "echo '${' x", "x=\"${\" y", "ls \\", "ｒｍ\\", "$'\\", "a | b \\",
+    "gosu rm " * 8000, "rm -rf /tmp/x " * 4600, "* > ?x", "alias a='a a a'; " * 3000,
+    "tmux new '" * 6000, "a(){ b; }; b(){ a; }; " * 1500,
+])
+def test_no_internal_error_and_bounded(shipped, command):
+    """Inputs that once hung bashlex, broke the word reader or took seconds to judge."""
+    import time
+    start = time.perf_counter()
+    d = _decide(shipped, command)
+    assert "internal error" not in d.reason
+    assert time.perf_counter() - start < 0.6, command[:30]

@@ -1,6 +1,6 @@
 """Random disguises of a denied command never come out allowed."""
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from bastion.policy import decide, load_policy
@@ -80,6 +80,7 @@ def test_plain_input_needs_no_crosscheck(tokens, seps):
     from bastion.policy.shparse import parse
     from bastion.policy.words import ShellSyntaxError
     text = "".join(t + s for t, s in zip(tokens, seps, strict=False))
+    assume("<<" not in text)  # "<" "<" joined: a here-doc, which is cross-checked
     assert not needs_crosscheck(text)
     try:
         seen = {c.rendered for c in normalize(parse(text, 1.0), None, 1.0)}
