@@ -252,7 +252,7 @@ class Normalizer(ToolReadings):
         self.out: list[Command] = []
         self.aliases: dict[str, str] = {}  # alias NAME=BODY seen so far in this input
         self.expanding: set[str] = set()  # aliases being expanded (bash never recurses)
-        self.guessing = False  # inside a reading of an unknown program's arguments
+        self.guessing = 0  # readings of unknown programs' arguments in progress
         self.links: dict[str, tuple[str, bool]] = {}  # see ToolReadings.note_link
 
     @property
@@ -395,7 +395,6 @@ class Normalizer(ToolReadings):
         elif (
             args
             and "too-deep" not in tags
-            and not self.guessing
             and name not in _HANDLED
             and name not in TRIGGERS
             and name not in NOT_WRAPPERS

@@ -27,6 +27,7 @@ from .programs import OPT_SPECS
 from .shparse import SimpleCommand, parse
 from .unknown import MAX_READINGS, is_trigger
 from .words import DYN, ShellSyntaxError, Word, ansi_c_decode
+from .wrappers import KNOWN_PROGRAMS, WRAPPERS
 
 __all__ = ["ToolReadings", "kill_tag", "STARTUP_FILES"]
 
@@ -34,6 +35,30 @@ __all__ = ["ToolReadings", "kill_tag", "STARTUP_FILES"]
 _RUNNERS = frozenset(
     "sh bash dash zsh ksh mksh ash fish csh tcsh python python2 python3 perl ruby php".split()
 )
+#: Common subcommand words too, so they start a reading only when arguments follow
+#: (``pm2 kill`` is not ``kill``; ``gosu root kill -9 1`` is).
+_WEAK_TRIGGERS = frozenset({"kill", "git", "find", "tee", "mv", "cp"}) | (
+    frozenset(WRAPPERS) - {"env", "time", "watch", "script", "sg"}
+)
+_SHELL_CHARS = frozenset(" \t\n;|&'\"\\$`<>(")
+MAX_GUESSES = 3
+
+
+def _starts_reading(value: str, more: bool, after: str = "") -> bool:
+    """Whether an argument naming this program starts a reading of the rest (``after``:
+    the argument that follows it, if any)."""
+    prog = program_name(value)
+    if prog in _RUNNERS:
+        return more
+    if is_trigger(prog):
+        return True
+    if prog in _WEAK_TRIGGERS:
+        return more
+    if prog in ("init", "telinit"):  # init 0, not kubeadm init --config x
+        return bool(re.fullmatch(r"[0-6sSqQuU]", after))
+    return value.startswith("/") and prog in KNOWN_PROGRAMS  # /sbin/init, /usr/bin/halt
+
+
 #: Process names and command lines a pattern must spare not to signal every process.
 _PROCESS_SAMPLES = ("systemd", "init", "sshd", "bash", "kthreadd", "cron", "x", "Z9", "/sbin/init")
 #: Processes whose death takes the host or the way in with it.
@@ -163,7 +188,7 @@ _GIT_FILTERS = frozenset(
 class ToolReadings:
     """Mixed into ``normalize.Normalizer``: the readings listed in the module doc."""
 
-    guessing: bool
+    guessing: int  # unknown-program readings in progress (they nest MAX_GUESSES deep)
     cwd: str | None
     trust: bool
     links: dict[str, tuple[str, bool]]  # path -> (what it leads to, a mount point)
@@ -205,10 +230,12 @@ class ToolReadings:
     ) -> None:
         """A program we do not know may run its arguments (see ``unknown``): judge the
         words from each trigger program onward, and each argument that is a command line
-        naming one, as commands it could run."""
+        naming a known program, as commands it could run."""
+        if self.guessing >= MAX_GUESSES:
+            return
         here = f"if {name} runs its arguments {via}".strip()
         readings = 0
-        self.guessing = True
+        self.guessing += 1
         try:
             for k, w in enumerate(args):
                 if readings >= MAX_READINGS:
@@ -218,22 +245,25 @@ class ToolReadings:
                 value = w.value
                 if value.startswith("-") and "=" in value:  # --command=CMD, --exec=CMD
                     value = value.split("=", 1)[1]
-                prog = program_name(value)
-                if is_trigger(prog) and not (prog in _RUNNERS and k + 1 == len(args)):
+                more = k + 1 < len(args) or stdin_of(sc)[1] != "none"  # sh <<EOF reads code
+                after = args[k + 1].value if k + 1 < len(args) else ""
+                if _starts_reading(value, more, after):
                     rest = [Word(value, w.raw, False, w.glob, w.quoted)] + args[k + 1 : k + 256]
-                    rest.append(Word(DYN, "{more}", True))  # it may append arguments
+                    prog = program_name(value)
+                    if is_trigger(prog) and prog not in _RUNNERS:
+                        rest.append(Word(DYN, "{more}", True))  # it may append arguments
                     self.command(rest, sc, here, depth + 1, set(), assigns)
                     readings += 1
-                elif any(c in value for c in " \t\n;|&") and len(value) < 4096:
+                elif len(value) < 4096 and any(c in value for c in _SHELL_CHARS):
                     readings += self.command_line_argument(value, sc, here, depth, assigns)
         finally:
-            self.guessing = False
+            self.guessing -= 1
 
     def command_line_argument(
         self, value: str, sc: SimpleCommand, via: str, depth: int, assigns: tuple[str, ...]
     ) -> int:
         """Judge an argument as the command line it may be (``tmux new 'CMD'``, with its
-        escapes too: ``screen -X stuff 'CMD\\n'``) where it names a trigger program."""
+        escapes too: ``screen -X stuff 'CMD\\n'``) where it names a known program."""
         found = 0
         for text in dict.fromkeys((value, ansi_c_decode(value))):
             try:
@@ -242,12 +272,17 @@ class ToolReadings:
                 continue
             for c in cmds:
                 names = [program_name(w.value) for w in c.words]
-                if names and is_trigger(names[0]):
+                if (
+                    names
+                    and not c.words[0].dynamic
+                    and (names[0] in KNOWN_PROGRAMS or is_trigger(names[0]))
+                ):
                     self.run([c], via, depth + 1)
                     found += 1
                     continue
                 for k, n in enumerate(names[1:], 1):  # tmux if-shell true 'run reboot'
-                    if is_trigger(n) and not c.words[k].dynamic:
+                    after = c.words[k + 1].value if k + 1 < len(names) else ""
+                    if not c.words[k].dynamic and _starts_reading(n, k + 1 < len(names), after):
                         rest = c.words[k:] + [Word(DYN, "{more}", True)]
                         self.command(rest, sc, via, depth + 1, set(), assigns)
                         found += 1

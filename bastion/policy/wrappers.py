@@ -331,5 +331,7 @@ KNOWN_PROGRAMS = (
         "mkfs.vfat",
         "trap",
         "alias",
+        "at",
+        "batch",
     }
 )

@@ -621,10 +621,98 @@ RED_TEAM_5 = [
 ]
 
 
+# ---- generated: each family in nested disguises (deterministic) ----------------------
+_GEN_BASES = [
+    "rm -rf /", "rm -r -f /etc", "rm --recursive --force /usr", "rm -Rf /boot", "rm -rf /*",
+    "mkfs.ext4 /dev/sda1", "mkfs -t xfs /dev/nvme0n1", "wipefs -a /dev/sdb", "shred -n1 /dev/sda",
+    "dd if=/dev/zero of=/dev/sda", "reboot", "shutdown -h now", "poweroff", "init 0",
+    "systemctl reboot", "kill -9 1", "kill -KILL -1", "pkill -9 init", "killall -9 sshd",
+    "chmod -R 777 /", "chown -R x:y /usr", "psql -c|DROP DATABASE prod",
+    "psql|--command=TRUNCATE users", "mysql -e|drop table users",
+    "mysql|--execute=DELETE FROM users", "sqlite3 app.db|DROP TABLE t", "redis-cli FLUSHALL",
+    "redis-cli -n 0 flushdb", "kubectl delete ns prod", "kubectl delete pods --all",
+    "kubectl -n prod delete namespace prod", "terraform destroy -auto-approve",
+    "terraform -chdir=infra destroy", "terraform apply -destroy", "docker system prune -af",
+    "docker volume prune -f", "git push --force origin main", "git push -f origin HEAD:main",
+    "git push origin +main", "crontab -r", "truncate -s0 /etc/passwd", "mv /etc /tmp/x",
+    "find / -delete", "tee /dev/sda",
+]
+_GEN_WRAPPERS = [
+    "sudo {}", "sudo -u root {}", "sudo -E -H {}", "sudo --preserve-env=HOME -n {}",
+    "sudo -g wheel {}", "doas {}", "env {}", "env -i {}", "env A=1 B=2 {}", "command {}",
+    "command -p {}", "builtin command {}", "exec {}", "exec -a x {}", "nice {}", "nice -n5 {}",
+    "ionice -c2 -n7 {}", "nohup {}", "timeout 10 {}", "timeout -s9 1h {}", "time {}",
+    "time -p {}", "stdbuf -oL -eL {}", "setsid {}", "taskset -c 1 {}", "chrt -o 0 {}",
+    "flock /tmp/l {}", "flock -n /tmp/l -c {q}", "chroot / {}", "strace -f -e trace=none {}",
+    "ltrace {}", "watch -n1 {q}", "watch -x {}", "script -qfc {q} /dev/null",
+    "systemd-run --scope {}", "systemd-run -t {}", "busybox {}", "bash -c {q}", "sh -c {q}",
+    "bash -lc {q}", "zsh -fc {q}", "dash -c {q}", "eval {q}", "su -c {q}", "su root -c {q}",
+    "su - -c {q}", "runuser -u root -- {}", "ssh h {q}", "ssh -p 2222 -i k user@h {q}",
+    "ssh h -- {}", "kubectl exec p -- {}", "kubectl exec -it -n ns p -c c -- {}",
+    "docker exec c {}", "docker exec -it -u 0 c {}", "podman exec c {}", "xargs -0 {} < /dev/null",
+    "echo x | xargs {}", "find /tmp -maxdepth 0 -exec {} \\;", "parallel ::: {q}", "( {} )",
+    "{{ {}; }}", "if true; then {}; fi", "for i in 1; do {}; done",
+    "while true; do {}; break; done", "true && {}", "false || {}", "echo $({})", "x=$({})",
+    "f(){{ {}; }}; f", "echo {q} | sh", "echo {q} | bash -s", "bash <<< {q}", "trap {q} EXIT",
+    "gosu root {}", "perf stat {}", "poetry run {}", "fakeroot {}", "at now <<< {q}",
+    "nsenter -t 1 -m {}", "unshare -m {}", "valgrind {}", "proxychains {}", "numactl -l {}",
+    "cgexec -g cpu:x {}",
+]
+
+
+def _gen_quote(w: str, how: int) -> str:
+    """One word quoted one of eight ways (all read back as the same word by bash)."""
+    if how == 1:
+        return "'" + w.replace("'", "'\\''") + "'"
+    if how == 2:
+        for c in '\\"$`':
+            w = w.replace(c, "\\" + c)
+        return '"' + w + '"'
+    if how == 3:
+        return "$'" + "".join(f"\\x{ord(c):02x}" for c in w) + "'"
+    if how == 4 and len(w) > 1:
+        return w[0] + "''" + w[1:]
+    if how == 5 and w[0].isalnum():
+        return "\\" + w
+    if how == 6 and len(w) > 1:
+        return '"' + w[0] + '"' + w[1:]
+    if how == 7 and "'" not in w:
+        return "$'" + w + "'"
+    return w
+
+
+def generated_cases(n: int = 1200, seed: int = 7) -> list[str]:
+    """Destructive commands, each word quoted at random (a glob never: quoting changes
+    it), sometimes with a path before the program, then wrapped 1-3 deep."""
+    import random
+
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(n):
+        base = rnd.choice(_GEN_BASES)
+        words = base.split("|")[0].split() + base.split("|")[1:]
+        quoted = []
+        for w in words:
+            how = 0 if any(c in w for c in "*?[") else rnd.choice([0, 0, 0, 1, 2, 3, 4, 5, 6, 7])
+            if " " in w:
+                how = rnd.choice([1, 2, 3])
+            quoted.append(_gen_quote(w, how))
+        if rnd.random() < 0.15 and words[0] != "psql":
+            quoted[0] = rnd.choice(["/usr/bin/", "/bin/", "/usr/bin/../bin/"]) + words[0]
+        cmd = " ".join(quoted)
+        for _ in range(rnd.randint(1, 3)):
+            wrap = rnd.choice(_GEN_WRAPPERS).replace("{{", "\x01").replace("}}", "\x02")
+            sq = "'" + cmd.replace("'", "'\\''") + "'"
+            cmd = wrap.replace("{q}", sq).replace("{}", cmd)
+            cmd = cmd.replace("\x01", "{").replace("\x02", "}")
+        out.append(cmd)
+    return out
+
+
 def destructive_cases() -> list[str]:
     """Every technique, plus each simple destructive command in every disguise."""
     cases = list(BASE_DESTRUCTIVE) + list(TECHNIQUES) + list(RED_TEAM) + list(RED_TEAM_2)
-    cases += RED_TEAM_3 + RED_TEAM_4 + RED_TEAM_5
+    cases += RED_TEAM_3 + RED_TEAM_4 + RED_TEAM_5 + generated_cases()
     for cmd in SIMPLE:
         for d in DISGUISES:
             cases.append(d.replace("{}", cmd).replace("{{", "{").replace("}}", "}"))
