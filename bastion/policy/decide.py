@@ -118,7 +118,8 @@ class Policy:
         start = time.monotonic()
         trust = False
         try:
-            parsed = parse(command, timeout)
+            arith: list[tuple[int, int]] = []
+            parsed = parse(command, timeout, arith=arith)
             cmds = normalize(parsed, cwd, max(timeout - (time.monotonic() - start), 0.001))
             if trusted(command, cmds):
                 trust = True
@@ -130,7 +131,7 @@ class Policy:
             return (), "cannot parse: nesting too deep"
         if self.crosscheck and needs_crosscheck(command):
             left = timeout - (time.monotonic() - start)
-            spans = bashlex_command_spans(command) if left > 0 else None
+            spans = bashlex_command_spans(_blank(command, arith)) if left > 0 else None
             seen = {c.rendered for c in cmds}
             for span in spans or ():
                 try:
@@ -147,6 +148,8 @@ class Policy:
 
     def judge(self, cmd: Command, rules: list[Rule]) -> tuple[str, str, str]:
         """(action, rule id, message) for one normalized command."""
+        if cmd.program == "?" and not cmd.words and not cmd.redirects:
+            rules = []  # a bare run-time name (eval "$(x)"): every rule is a maybe, none tells
         best: tuple[int, str, Rule] | None = None
         allowed: Rule | None = None
         for rule in rules:
@@ -179,10 +182,11 @@ class Policy:
 
 #: Expansions a trusted reading knows more about (see ``shparse.parse``).
 _TRUST_HINT = re.compile(
-    r"\$\{?HOME\b|[$`]\(?\s*(date|id|nproc)\b|\$[$?#]|\$\{[#$?]|\$\(\(|\$\{?(E?UID|PPID)\b"
+    r"\$\{?(HOME|USER|LOGNAME)\b|[$`]\(?\s*(date|id|nproc|pgrep|pidof)\b|\$[$?#]|\$\{[#$?]|\$\(\("
+    r"|\$\{?(E?UID|PPID)\b"
 )
-_HOME_REFS = re.compile(r"\$HOME(?![A-Za-z0-9_])|\$\{HOME\}")
-#: Commands that can change HOME or what date/id/nproc print (in this shell or in the
+_VAR_REFS = re.compile(r"\$(HOME|USER|LOGNAME)(?![A-Za-z0-9_])|\$\{(HOME|USER|LOGNAME)\}")
+#: Commands that can change HOME/USER or what date/id/nproc print (in this shell or in the
 #: program they start): with any of them the strict reading stands.
 _ENV_CHANGERS = frozenset(
     "unset declare typeset local export readonly read mapfile readarray printf getopts "
@@ -190,16 +194,29 @@ _ENV_CHANGERS = frozenset(
     "kubectl oc docker podman nerdctl chroot nsenter unshare machinectl setpriv sg newgrp "
     "hash enable builtin let wait coproc trap".split()
 )
-_REDEFINED = re.compile(r"\bin function (date|id|nproc)\b")
+_REDEFINED = re.compile(r"\bin function (date|id|nproc|pgrep|pidof)\b")
+
+
+def _blank(command: str, spans: list[tuple[int, int]]) -> str:
+    """The command with arithmetic text blanked for bashlex, which reads ``(( $# > 1 ))``
+    as nested subshells running ``$#`` (our reader judges arithmetic itself)."""
+    if not spans:
+        return command
+    chars = list(command)
+    for start, end in spans:
+        chars[start:end] = " " * (end - start)
+    return "".join(chars)
 
 
 def trusted(command: str, cmds: list[Command]) -> bool:
-    """Whether ``command`` may be read trusting $HOME and digit-only expansions: it uses
-    one, never names HOME otherwise, and runs nothing that could change HOME or redefine
-    ``date``/``id``/``nproc`` (judged on the strict reading, which sees every command)."""
+    """Whether ``command`` may be read trusting $HOME, $USER, $LOGNAME and digit-only
+    expansions: it uses one, never names those variables otherwise, and runs nothing that
+    could change them or redefine ``date``/``id``/``nproc`` (judged on the strict reading,
+    which sees every command)."""
     if not _TRUST_HINT.search(command):
         return False
-    if "HOME" in _HOME_REFS.sub("", command) or "${!" in command:
+    rest = _VAR_REFS.sub("", command)
+    if "HOME" in rest or "USER" in rest or "LOGNAME" in rest or "${!" in command:
         return False
     return not any(
         c.program in _ENV_CHANGERS or c.tags & UNKNOWN_TAGS or _REDEFINED.search(c.via)

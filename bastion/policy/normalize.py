@@ -304,6 +304,13 @@ class Normalizer(ToolReadings):
         if program in ("tar", "bsdtar") and args and re.fullmatch(r"[A-Za-z]+", args[0].value):
             args = [Word("-" + args[0].value, args[0].raw)] + args[1:]  # old style: tar czf
         read = read_options(args[:limit], opts or OPT_SPECS.get(program))
+        if (
+            program in ("chmod", "chown", "chgrp")
+            and read.operands
+            and not any(o.startswith("--ref") for o, _ in read.options)
+        ):  # the mode or owner is not a path (chown -R $USER: dir)
+            read.operands = read.operands[1:]
+            read.maybe = [w for w in read.maybe if w in read.operands]
         if limit is not None:  # a wrapper: the inner command's words are not its options
             read.operands += args[limit:]
             read.rendered += [_q(w.shown()) for w in args[limit:]]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import shlex
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
@@ -152,11 +153,40 @@ def _glob_prefix(pattern: str) -> str:
 _OWN_PIDS = frozenset({"$$", "$!", "${$}", "${!}"})
 
 
+_PID_SUBST = re.compile(r'"?(?:\$\(|`)\s*(pgrep|pidof)\s+([^()`$;|&<>]*?)\s*(?:\)|`)"?')
+_INIT_NAMES = ("init", "systemd", "/sbin/init", "/lib/systemd/systemd --system", "sshd")
+
+
+def _pids_not_init(raw: str) -> bool:
+    """``$(pgrep [-f] PATTERN)``, ``$(pidof NAME)`` whose pattern cannot select init,
+    systemd or sshd: ids other than 1 (or none). Only for ``safe`` words (a trusted
+    reading that checked pgrep and pidof are not redefined)."""
+    m = _PID_SUBST.fullmatch(raw)
+    if not m:
+        return False
+    try:
+        args = shlex.split(m.group(2))
+    except ValueError:
+        return False
+    names = [a for a in args if not a.startswith("-")]
+    flags = "".join(a[1:] for a in args if a.startswith("-"))
+    if m.group(1) == "pidof":
+        return bool(names) and not any(n in ("init", "systemd", "sshd", "1") for n in names)
+    if len(names) != 1 or len(names[0]) > 200:
+        return False
+    try:
+        rx = re.compile(names[0], re.I if "i" in flags else 0)
+    except (re.error, RecursionError, OverflowError):
+        return False
+    test = rx.fullmatch if "x" in flags else rx.search
+    return not any(test(s) for s in _INIT_NAMES)
+
+
 def _could_match(word: Word, pattern: str) -> Match:
     """Does a word match a glob? Maybe, if its dynamic part could make it match."""
     if not word.dynamic:
         return fnmatchcase(word.value, pattern)
-    if word.raw.strip('"') in _OWN_PIDS:
+    if word.raw.strip('"') in _OWN_PIDS or (word.safe and _pids_not_init(word.raw)):
         hits = {fnmatchcase(pid, pattern) for pid in ("2", "4194304", "")}
         return hits.pop() if len(hits) == 1 else None
     static = word.value.split(DYN, 1)[0]

@@ -29,16 +29,21 @@ _WORDS = re.compile(r"[A-Za-z_][\w.-]*\s+(?:[\w/~.'\"$`\\]|-[A-Za-z-])")
 _HIST = re.compile(r"![A-Za-z0-9!$?#*:^\-]")
 _ARITH_PAYLOAD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\[[^\]]*(\$\(|`)")
 #: ${$}, ${?}, ${#}, ${#name}, ${#arr[@]}: always digits
+#: $$ $? $# and read-only ids print digits; $USER and $LOGNAME a login name (no slash,
+#: never empty, never "." or "..") - once ``decide.trusted`` saw nothing assign them
+_NAME_PARAMS = frozenset({"$", "?", "#", "UID", "EUID", "PPID", "USER", "LOGNAME"})
 _DIGIT_PARAMS = re.compile(r"\$\{([$?#]|#[A-Za-z_][A-Za-z0-9_]*(\[[@*0-9]\])?|UID|EUID|PPID)\}")
 #: date +FORMAT made only of numeric conversions and separators: never empty, never a
 #: slash, a space or a letter word (no %D %x %c %e %n %t, no literal letters but T)
 _DATE_FORMAT = re.compile(r"\+(?=.*%)(%[-0^#]?[0-9]?[YmdHMSsFTjuVGgyCNIUWwz]|%%|[-.:,+T0-9])+")
+_PID_FLAGS = frozenset({"-f", "-x", "-i", "-n", "-o", "-s", "-fx", "-xf", "-if", "-fi", "--full"})
 _DATE_OPTS = re.compile(r"-u|--utc|--universal|-I(date|hours|minutes|seconds|ns)?|--iso-8601")
 
 
 def _prints_digits(cmds: list[SimpleCommand]) -> bool:
     """A substitution that prints only digits and separators: ``$(date +%F)``,
-    ``$(id -u)``, ``$(nproc)`` (the caller checks these names are not redefined)."""
+    ``$(id -u)``, ``$(nproc)``, ``$(pgrep -f x)`` (the caller checks these names are not
+    redefined)."""
     if len(cmds) != 1:
         return False
     cmd = cmds[0]
@@ -49,6 +54,9 @@ def _prints_digits(cmds: list[SimpleCommand]) -> bool:
         return all(_DATE_FORMAT.fullmatch(a) or _DATE_OPTS.fullmatch(a) for a in args)
     if name == "id":
         return bool(args) and all(a in ("-u", "-g", "-ur", "-gr", "-ru", "-rg") for a in args)
+    if name in ("pgrep", "pidof"):  # process ids (rules.pid_not_init tells which)
+        opts = [a for a in args if a.startswith("-")]
+        return len(args) > len(opts) and all(a in _PID_FLAGS for a in opts)
     return name == "nproc" and not args
 
 
@@ -96,6 +104,7 @@ class Lexer:
         self.context: list[str] = []
         self.functions: list[str] = []
         self.calls: dict[str, set[str]] = {}  # function -> first words of its body
+        self.arith_spans: list[tuple[int, int]] = []  # arithmetic text in this source
         self.hist = False
         self.partial = False  # a piece of a larger input: here-doc bodies may be outside
         self.have_cmd = False  # a command precedes the cursor in this list (";" is valid)
@@ -212,7 +221,9 @@ class Lexer:
         op = m.group(2)
         self.i = m.end()
         self.skip_blanks()
-        if self.i >= self.n or self.s[self.i] in "\n;&|()<>":
+        if (self.i >= self.n or self.s[self.i] in "\n;&|()<>") and not self.s.startswith(
+            ("<(", ">("), self.i
+        ):  # done < <(cmd): a process substitution is a target
             raise self.fail(f"missing target for {op}")
         if op in ("<<", "<<-"):
             chars, _, _ = self.read_word_chars()
@@ -447,14 +458,16 @@ class Lexer:
                 self.emit(SimpleCommand(tags={"dynamic-code"}))
             if self.trust and text == "${HOME}":
                 return "~"
-            self.last_safe = self.trust and bool(_DIGIT_PARAMS.fullmatch(text))
+            self.last_safe = self.trust and bool(
+                _DIGIT_PARAMS.fullmatch(text) or text in ("${USER}", "${LOGNAME}")
+            )
             return DYN
         m = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9@*#?$!\-]").match(s, self.i + 1)
         if m:
             self.i = m.end()
             if self.trust and m.group() == "HOME":
                 return "~"
-            self.last_safe = self.trust and m.group() in ("$", "?", "#", "UID", "EUID", "PPID")
+            self.last_safe = self.trust and m.group() in _NAME_PARAMS
             return DYN
         self.i += 1
         return None
@@ -482,6 +495,8 @@ class Lexer:
 
     def arith(self, start: int, end: int) -> None:
         """Arithmetic text: a substitution inside is run and is itself a finding."""
+        if self.depth == 0:
+            self.arith_spans.append((start, end))
         text = self.s[start:end]
         if "$(" in text or "`" in text or "$[" in text:
             self.emit(SimpleCommand(tags={"arith-substitution"}))

@@ -396,7 +396,11 @@ class _Parser(Lexer):
 
 
 def parse(
-    src: str, timeout: float = 0.2, partial: bool = False, trust: bool = False
+    src: str,
+    timeout: float = 0.2,
+    partial: bool = False,
+    trust: bool = False,
+    arith: list[tuple[int, int]] | None = None,
 ) -> list[SimpleCommand]:
     """Every simple command in ``src``, in source order (substitutions before their user).
 
@@ -406,10 +410,13 @@ def parse(
     caller has checked that nothing in the input can change ``HOME`` or redefine
     ``date``/``id``/``nproc`` (see ``decide.trusted``), so ``$HOME`` reads as ``~`` and
     words whose expansions print only digits (``x.$$``, ``$(date +%F)``) are ``safe``.
+    ``arith``: if given, gets the (start, end) of every arithmetic text in ``src``.
     """
     p = _Parser(src, time.monotonic() + timeout, 0)
     p.partial = partial
     p.trust = trust
     p.parse_list(frozenset())
     p.finish()
+    if arith is not None:
+        arith.extend(p.arith_spans)
     return p.out
