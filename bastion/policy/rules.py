@@ -436,9 +436,8 @@ class Rule:
         if "tags" in c:
             self.checks.append(lambda cmd: any(t in cmd.tags for t in c["tags"]))
         if "assigns" in c:
-            self.checks.append(
-                lambda cmd: any(fnmatchcase(a, p) for a in cmd.assigns for p in c["assigns"])
-            )
+            assigns = re.compile("|".join(fnmatch.translate(p) for p in c["assigns"]))
+            self.checks.append(lambda cmd: any(assigns.match(a) for a in set(cmd.assigns)))
 
     def names(self, program: str) -> bool:
         """Whether the rule's ``program`` key (if any) names this program exactly."""
