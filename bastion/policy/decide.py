@@ -186,13 +186,14 @@ _TRUST_HINT = re.compile(
     r"|\$\{?(E?UID|PPID)\b"
 )
 _VAR_REFS = re.compile(r"\$(HOME|USER|LOGNAME)(?![A-Za-z0-9_])|\$\{(HOME|USER|LOGNAME)\}")
-#: Commands that can change HOME/USER or what date/id/nproc print (in this shell or in the
-#: program they start): with any of them the strict reading stands.
+#: Commands that can change HOME/USER or what date/id/nproc print in this shell: with any
+#: of them the strict reading stands. (Wrappers that start a program in another
+#: environment, sudo or ssh, only lose the trusted reading for strings they run: see
+#: normalize._NEW_ENV.)
 _ENV_CHANGERS = frozenset(
     "unset declare typeset local export readonly read mapfile readarray printf getopts "
-    "eval source . alias unalias env exec sudo su doas runuser pkexec systemd-run ssh "
-    "kubectl oc docker podman nerdctl chroot nsenter unshare machinectl setpriv sg newgrp "
-    "hash enable builtin let wait coproc trap".split()
+    "eval source . alias unalias machinectl newgrp hash enable builtin let wait coproc "
+    "trap".split()
 )
 _REDEFINED = re.compile(r"\bin function (date|id|nproc|pgrep|pidof)\b")
 

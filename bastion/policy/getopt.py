@@ -13,6 +13,7 @@ reading of the inner command is checked.
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 
@@ -85,13 +86,18 @@ def could_be_option(w: Word) -> bool:
     """A run-time word (expansion or glob) whose value could start with ``-``."""
     if w.dynamic:
         static = w.value.split(DYN, 1)[0]
+        if static == "" and w.safe and not w.raw.lstrip('"').startswith(("$((", "$[")):
+            return False  # $USER, $$, $(date +%s): a name or digits, never a dash
         return static == "" or static.startswith("-")
     return w.glob and w.value[:1] in "*?["
 
 
+_SPACE = re.compile(r"\s")
+
+
 def _q(text: str) -> str:
     """Quote a word for display when it would otherwise read as several."""
-    return shlex.quote(text) if (not text or any(c.isspace() for c in text)) else text
+    return shlex.quote(text) if (not text or _SPACE.search(text)) else text
 
 
 _SIGNALS = frozenset(

@@ -15,7 +15,8 @@ by a path outside the system bin directories (``./deploy.sh``, ``/tmp/x``), a RE
 ``PATH`` that puts a user-writable directory first, and ``hash -p``/``enable -f``.
 Variables are not tracked (``x=/; rm -rf $x`` is judged with ``$x`` unknown). A program
 run through a wrapper we do not list is judged as that wrapper only. Recursion through
-wrappers and nested shells stops at ``MAX_NEST`` (deeper is unknown). Paths, stdin and
+wrappers and nested shells stops at ``MAX_NEST`` (deeper is unknown), and a string run
+two or more levels down is read only up to ``MAX_NESTED_TEXT`` bytes. Paths, stdin and
 written files: see ``effects``.
 """
 
@@ -41,13 +42,14 @@ from .programs import GLOBAL_SPECS, OPT_SPECS, TAKES_COMMAND_OPTS
 from .shparse import SimpleCommand, parse
 from .sql import shell_escapes
 from .tools import ToolReadings, kill_tag
-from .unknown import BUILTINS, NOT_WRAPPERS, TRIGGERS
+from .unknown import BUILTINS, NOT_WRAPPERS, SHORT_NAMES, TRIGGERS
 from .words import DYN, FOUND, SOME, ShellSyntaxError, Word
 from .wrappers import INTERPRETERS, KNOWN_PROGRAMS, SHELLS, SQL_CLIENTS, WRAPPERS
 
 __all__ = ["Command", "UNKNOWN_TAGS", "ALLOWABLE_TAGS", "normalize", "resolve_path"]
 
 MAX_NEST = 12
+MAX_NESTED_TEXT = 8192  # bytes of a string run two or more levels down
 UNKNOWN_TAGS = frozenset(
     {
         "dynamic-command",
@@ -139,6 +141,12 @@ _SQL_INCLUDE = re.compile(r"(?im)(^|;)\s*(\\i[r]?\s|\\\.\s|source\s|\.read\s)")
 
 
 _COMPOSE = frozenset({"docker-compose", "podman-compose"})
+#: Wrappers that run their command with another HOME, USER or environment: a string
+#: they run (sudo sh -c '...$HOME...') gets no trusted reading (see decide.trusted).
+_NEW_ENV = frozenset(
+    "sudo su doas runuser pkexec env systemd-run ssh chroot nsenter unshare setpriv sg exec "
+    "busybox toybox at batch".split()
+)
 #: Subcommands of bun and deno that run no script of the user's (task and run do)
 _RUNTIME_TOOLS = frozenset(
     "install i add remove rm update upgrade outdated link unlink pm create init test build "
@@ -276,8 +284,9 @@ class Normalizer(ToolReadings):
             self.command(list(sc.words), sc, ctx, depth, tags, assigns)
 
     def shell_text(self, text: str, via: str, depth: int) -> bool:
-        """Parse a string a shell will run; False (and nothing emitted) if unreadable."""
-        if depth >= MAX_NEST:
+        """Parse a string a shell will run; False (and nothing emitted) if unreadable, or
+        too big to read again at this depth (eval eval eval ...: each level re-reads it)."""
+        if depth >= MAX_NEST or (depth >= 2 and len(text) > MAX_NESTED_TEXT):
             return False
         timeout = self.timeout  # raises when the shared deadline has passed
         try:
@@ -409,6 +418,16 @@ class Normalizer(ToolReadings):
             and name not in _RESERVED
         ):
             self.unknown_program(name, args, sc, via, depth, assigns)
+            if name in SHORT_NAMES and name not in self.aliases and "/" not in first.value:
+                tool = Word(SHORT_NAMES[name], first.raw)
+                self.command(
+                    [tool] + args,
+                    sc,
+                    f"if {name} is {tool.value} {via}".strip(),
+                    depth + 1,
+                    set(),
+                    assigns,
+                )
         cmd = self.emit(name, args, sc, via, tags, assigns, sql, at=at, limit=limit)
         written = [t for op, t in cmd.redirects if op in _WRITES]
         if written and not self.startup_write(name, args, sc, written, via, depth):
@@ -442,7 +461,9 @@ class Normalizer(ToolReadings):
             self.shell(name, args, sc, via, depth, tags)
         elif name == "eval":
             text, _ = _join(args)
-            if not self.shell_text(text, f"inside eval {via}".strip(), depth):
+            if (depth and len(text) > MAX_NESTED_TEXT) or not self.shell_text(
+                text, f"inside eval {via}".strip(), depth
+            ):  # eval eval eval ...: each level would read the rest again
                 tags.add("dynamic-code")
         elif name in ("source", "."):
             tags.add("source")
@@ -687,6 +708,24 @@ class Normalizer(ToolReadings):
         tags: set[str],
         assigns: tuple[str, ...],
     ) -> None:
+        trust = self.trust
+        if name in _NEW_ENV:  # its words were expanded here; strings it runs are not
+            self.trust = False
+        try:
+            self._wrapper(name, args, sc, via, depth, tags, assigns)
+        finally:
+            self.trust = trust
+
+    def _wrapper(
+        self,
+        name: str,
+        args: list[Word],
+        sc: SimpleCommand,
+        via: str,
+        depth: int,
+        tags: set[str],
+        assigns: tuple[str, ...],
+    ) -> None:
         w = WRAPPERS[name]
         here = f"via {name} {via}".strip()
         for opts, idx in wrapper_options(args, w.spec):
@@ -859,6 +898,21 @@ class Normalizer(ToolReadings):
     ) -> None:
         """docker/podman/kubectl exec|run|debug, docker compose exec|run: the inner command
         is judged as if it ran here."""
+        trust, self.trust = self.trust, False  # the container's HOME, USER, date, ...
+        try:
+            self._container_exec(name, args, sc, via, depth, assigns)
+        finally:
+            self.trust = trust
+
+    def _container_exec(
+        self,
+        name: str,
+        args: list[Word],
+        sc: SimpleCommand,
+        via: str,
+        depth: int,
+        assigns: tuple[str, ...],
+    ) -> None:
         read = read_options(args, OPT_SPECS.get(name))
         ops = read.operands
         pos = 1 if ops and ops[0].value == "compose" and name not in _COMPOSE else 0

@@ -42,8 +42,9 @@ OPT_SPECS: dict[str, Spec] = {
         "cluster kubeconfig user server token as field-selector grace-period "
         "timeout",
     ),
-    "docker": spec("H:c:f:e:u:w:l:", "host context filter env user workdir config log-level"),
-    "podman": spec("c:f:e:u:w:", "connection filter env user workdir"),
+    # -f is --force for rm/rmi/kill and --filter elsewhere: read as a flag (more operands)
+    "docker": spec("H:c:e:u:w:l:", "host context filter env user workdir config log-level"),
+    "podman": spec("c:e:u:w:", "connection filter env user workdir"),
     "git": spec("C:c:", "git-dir work-tree namespace exec-path"),
     "systemctl": spec("H:M:t:p:s:n:o:", "host machine type property signal lines output root"),
     "journalctl": spec(

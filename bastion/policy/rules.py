@@ -183,7 +183,10 @@ def _pids_not_init(raw: str) -> bool:
 
 
 def _could_match(word: Word, pattern: str) -> Match:
-    """Does a word match a glob? Maybe, if its dynamic part could make it match."""
+    """Does a word match a glob? Maybe, if its dynamic part could make it match.
+    ``@dynamic`` matches (maybe) only a word known at run time: ``docker rm $(...)``."""
+    if pattern == "@dynamic":
+        return None if word.dynamic else False
     if not word.dynamic:
         return fnmatchcase(word.value, pattern)
     if word.raw.strip('"') in _OWN_PIDS or (word.safe and _pids_not_init(word.raw)):

@@ -18,7 +18,14 @@ a reading gets no reading of its own), and at most ``MAX_READINGS`` are made per
 
 from __future__ import annotations
 
-__all__ = ["NOT_WRAPPERS", "TRIGGERS", "MAX_READINGS", "BUILTINS", "is_trigger"]
+__all__ = [
+    "NOT_WRAPPERS",
+    "TRIGGERS",
+    "MAX_READINGS",
+    "BUILTINS",
+    "SHORT_NAMES",
+    "is_trigger",
+]
 
 MAX_READINGS = 4
 
@@ -101,3 +108,8 @@ BUILTINS = frozenset(
 def is_trigger(name: str) -> bool:
     """A program whose name inside another program's arguments starts a reading."""
     return name in TRIGGERS or name.startswith("mkfs.")
+
+
+#: Short names people give these tools (shell aliases, or scripts in PATH): a program so
+#: named is also judged as the tool (``k delete ns prod``), unless the input defines it.
+SHORT_NAMES = {"k": "kubectl", "kc": "kubectl", "tf": "terraform", "tg": "terragrunt"}
