@@ -732,6 +732,119 @@ EVERYDAY_5 = [
 ]
 
 
+#: Seventh round: the issue's families in the spellings an operator would use
+#: (kubectl delete --all-namespaces, helm uninstall $(helm ls -q), terraform destroy with
+#: options, redis EVAL, git push refspecs, kill spellings, fork bombs, SQL in every client).
+RED_TEAM_7 = [
+    'rm -rf /.*', 'rm -rf /.[!.]*', 'kubectl delete --all-namespaces pods -l x',
+    'kubectl delete namespace $(kubectl get ns -o name)',
+    'kubectl get ns -o name | xargs kubectl delete',
+    'kubectl get ns -o name | xargs -n1 kubectl delete', 'helm uninstall $(helm ls -q)',
+    'helm ls -q | xargs helm uninstall', 'terraform destroy -target=module.x',
+    'TF_WORKSPACE=prod terraform destroy', 'terraform destroy -refresh=false',
+    'docker rm -f $(docker ps -aq)', 'docker rmi -f $(docker images -q)',
+    'docker ps -aq | xargs docker rm -f', 'redis-cli -n 1 FLUSHDB',
+    'redis-cli EVAL "redis.call(\'flushall\')" 0',
+    'redis-cli eval "return redis.call(\'FLUSHDB\')" 0', 'git push origin main:main --force',
+    'git push --force-with-lease', 'git push -f', 'killall -9 -u root',
+    'dd if=/dev/zero of=/dev/sda1', '> /dev/sda1', 'cat x > /dev/nvme0n1p2',
+    'cp x /dev/disk/by-id/ata-X', 'kubectl delete ns --all',
+    'kubectl delete namespaces --all --force',
+    'kubectl delete deployment,statefulset --all -n prod', 'kubectl delete all -l app=x -A',
+    'kubectl -A delete pods --all', 'kubectl delete pods --all=true',
+    'kubectl delete pod -A --all', 'kubectl --namespace prod delete --all deploy',
+    'kubectl delete ns prod staging dev', 'kubectl delete -n kube-system deployment coredns',
+    'oc delete namespace prod', 'kubectl delete crd certificates.cert-manager.io',
+    'kubectl delete pv pv-1', 'kubectl delete nodes --all', 'k delete ns prod',
+    'kubectl delete $(echo ns) prod', 'kubectl delete "$KIND" --all', 'kubectl delete ns "$NS"',
+    'terraform apply -destroy -target=x',
+    'terraform apply -auto-approve -destroy -var-file=prod.tfvars',
+    'terraform -chdir=./prod apply -destroy', 'cd infra && terraform destroy -auto-approve',
+    'terraform destroy --auto-approve', 'terraform workspace select prod && terraform destroy',
+    'docker system prune --all --force --volumes', 'docker system prune -a --filter until=24h -f',
+    'docker volume prune --all -f', 'docker volume rm -f $(docker volume ls -q)',
+    'docker container prune --force', 'docker compose down --volumes --rmi all',
+    'redis-cli -h prod-redis FLUSHALL', 'redis-cli -a secret --no-auth-warning flushall',
+    'redis-cli -u redis://:pw@h:6379/0 flushdb', "printf 'FLUSHALL\\r\\n' | nc localhost 6379",
+    'echo flushall | redis-cli -h cache', 'redis-cli < /tmp/cmds', 'redis-cli -e FLUSHALL',
+    'git push origin --force main', 'git push --force origin refs/heads/main:refs/heads/main',
+    'git push -f git@github.com:org/repo.git main', 'git push -f https://github.com/org/repo main',
+    'git push --force-with-lease=main origin HEAD:main',
+    'git push origin +refs/heads/*:refs/heads/*', 'git push --force --all origin',
+    'git push --delete origin master', 'git push origin -d main', 'git push upstream +master',
+    'kill -9 -1', 'kill -s SIGKILL -1', 'kill -SIGKILL 1', 'kill -s TERM 1', 'kill -HUP -1',
+    'kill -STOP 1', 'kill -- -1 2 3', 'pkill -9 -x init', 'pkill -KILL systemd', 'pkill sshd',
+    'killall systemd', 'killall -s KILL init', 'killall5 -15', 'kill -9 `pidof init`',
+    ':(){ :|:& };:', '_f(){ _f|_f& }; _f', 'f(){ f|f & }; f', 'bomb(){ bomb | bomb & }; bomb',
+    ':() { : | : & } ; :', 'a(){ a& a& }; a', '> /dev/sda',
+    'dd of=/dev/nvme0n1 bs=1M if=/dev/urandom', 'cat x | tee /dev/sda',
+    'cat x | tee -a /dev/nvme0n1 >/dev/null', 'truncate -s0 /etc/passwd',
+    'truncate -s 0 /etc/shadow /etc/group', 'mv /bin /tmp', 'mv /usr/bin /tmp/',
+    'mv /lib /lib.old', 'chmod -R 0 /', 'chmod -R 000 /*', 'chown -R x:y /usr',
+    'chown -R nobody: /etc', 'rm -rf /*', 'rm -rf / --no-preserve-root',
+    "psql -f - <<< 'DROP TABLE t'", "psql -f - <<'EOF'\nDROP DATABASE prod;\nEOF",
+    'psql <<EOF\ndrop schema public cascade;\nEOF', "mysql --execute='DROP DATABASE x'",
+    'mysql -e"drop database x"', 'mysql -edrop\\ database\\ x', 'psql -cDROP\\ DATABASE\\ x',
+    'psql -c \'DROP DATABASE "prod"\'', 'psql -c "DROP DATABASE IF EXISTS prod WITH (FORCE)"',
+    "psql -c 'truncate table users restart identity cascade'", "psql -c 'DELETE FROM users;'",
+    "psql -c 'DELETE FROM users WHERE 1=1'", "psql -c 'delete from users where true;'",
+    "psql -c 'ALTER TABLE users DROP COLUMN email'", "psql -c 'drop/**/database/**/prod'",
+    "psql -c 'DROP--x\nDATABASE prod'", "mysql -e 'DrOp TaBlE users'",
+    "mysql -e 'DROP TABLE `users`'", 'psql -c "$(cat drop.sql)"', 'psql -d prod -f drop.sql',
+    "sqlite3 /var/lib/app.db 'DELETE FROM users'", 'sqlite3 app.db "drop table if exists users"',
+    'k delete ns prod', 'kc delete ns prod --all', 'tf destroy', 'tf apply -destroy',
+    'tg run-all destroy',
+]
+
+#: Routine admin work: editors and REPLs, sudo with $USER, filtered find -delete of old
+#: logs, kubectl scale, terraform apply, init subcommands of other tools.
+EVERYDAY_6 = [
+    'psql', 'mysql -u root -p', 'vim /etc/nginx/nginx.conf', 'nano ~/.bashrc',
+    'less /var/log/syslog', 'top', 'htop', 'tail -f /var/log/syslog', 'crontab -e',
+    'systemctl edit nginx', 'git commit', 'tmux attach', 'python3 -m http.server 8080',
+    'npm start', 'go run .', 'cargo run --release', "sh -c 'echo hi'", 'bash -c "cd /tmp && ls"',
+    'echo $PATH', 'export FOO=bar', 'env | grep -i proxy', 'printenv', 'history | grep ssh',
+    'which python3', 'type -a ls', 'command -v docker', 'curl -s https://api.github.com | jq .',
+    'wget -qO- https://example.com/x.tgz | tar xz', 'tar xzf x.tgz -C /opt', 'unzip x.zip -d /tmp',
+    "sed -i 's/x/y/' file.txt", 'sudo apt-get install -y nginx',
+    'sudo systemctl enable --now nginx', 'sudo ufw allow 80', 'sudo usermod -aG docker $USER',
+    'id -nG', 'groups', 'passwd', 'chage -l root', 'chage -l alice', 'last', 'lastlog',
+    'crontab -l', 'journalctl --vacuum-size=500M', 'logrotate -f /etc/logrotate.conf',
+    "find /var/log -name '*.gz' -mtime +30 -delete",
+    "find /var/log -type f -name '*.log.1' -delete", 'find /tmp -type f -atime +7 -delete',
+    "find . -name '*.pyc' -delete", 'rm -rf /var/log/*.gz', 'rm -rf /tmp/*',
+    'rm -rf ~/Downloads/*', 'cd build && rm -rf *', 'rm -rf .cache',
+    'kubectl rollout restart deploy/api', 'kubectl scale deployment api --replicas=3',
+    'kubectl scale --replicas=5 deploy/web -n prod', 'kubectl uncordon node-1',
+    'kubectl apply -f k8s/', 'kubectl edit deploy api',
+    'kubectl patch deploy api -p \'{"spec":{"replicas":2}}\'', 'helm upgrade api ./chart',
+    'terraform apply', 'terraform apply -auto-approve', 'terraform plan',
+    'git reset --hard origin/main', 'git clean -fdx', 'systemctl stop nginx',
+    'systemctl restart sshd', 'systemctl reload sshd', 'systemctl mask apt-daily.timer',
+    'docker volume ls', 'docker volume inspect pgdata', 'docker volume create data',
+    'docker image prune -f', 'docker container ls -a', 'sudo -u www-data ls /var/www',
+    'sudo -E make install', 'sudo make install', 'sudo sysctl --system', 'sudo mount -a',
+    'sudo umount /mnt/usb', 'sudo fdisk -l', 'sudo lsblk', 'sudo blkid',
+    'sudo smartctl -a /dev/sda', 'sudo dmesg -T | tail -50', 'sudo journalctl -k -b',
+    'sudo ss -tlnp', 'sudo lsof -i :443', 'sudo netstat -plnt', 'sudo iptables -L -n',
+    'sudo cat /etc/shadow | grep alice', "sudo grep -r 'PermitRootLogin' /etc/ssh",
+    "sudo find / -name '*.conf' -newer /tmp/stamp 2>/dev/null", 'sudo du -sh /var/* | sort -h',
+    'sudo tail -n 100 /var/log/auth.log', 'sudo cp -a /etc/nginx /root/nginx.bak',
+    'sudo chown -R www-data: /var/www/site', 'sudo chmod 640 /etc/nginx/ssl/key.pem',
+    'sudo nginx -t && sudo systemctl reload nginx', 'sudo certbot renew',
+    'sudo apt autoremove --dry-run', 'sudo docker system df', 'sudo docker logs --tail 50 api',
+    'sudo crictl ps', 'sudo kubeadm token create --print-join-command',
+    'sudo kubeadm init --pod-network-cidr=10.244.0.0/16', 'uv init myproj', 'packer init .',
+    'vagrant halt', 'vagrant up', 'git init', 'npm init -y', 'go mod init example.com/x',
+    'cargo init', 'poetry init -n', 'sudo add-apt-repository ppa:x/y',
+    'curl -fsSL https://get.docker.com -o get-docker.sh', 'sha256sum get-docker.sh',
+    'gpg --verify x.sig x', 'docker run -d --name redis -p 6379:6379 redis:7',
+    "docker run --rm alpine:3 sh -c 'echo ok'", 'docker exec -it redis redis-cli ping',
+    'kubectl run tmp --rm -it --image=busybox --restart=Never -- wget -qO- http://api',
+    'kubectl create namespace staging', 'kubectl create secret generic x --from-literal=a=b',
+]
+
+
 # ---- generated: each family in nested disguises (deterministic) ----------------------
 _GEN_BASES = [
     "rm -rf /", "rm -r -f /etc", "rm --recursive --force /usr", "rm -Rf /boot", "rm -rf /*",
@@ -823,7 +936,8 @@ def generated_cases(n: int = 1200, seed: int = 7) -> list[str]:
 def destructive_cases() -> list[str]:
     """Every technique, plus each simple destructive command in every disguise."""
     cases = list(BASE_DESTRUCTIVE) + list(TECHNIQUES) + list(RED_TEAM) + list(RED_TEAM_2)
-    cases += RED_TEAM_3 + RED_TEAM_4 + RED_TEAM_5 + RED_TEAM_6 + generated_cases()
+    cases += RED_TEAM_3 + RED_TEAM_4 + RED_TEAM_5 + RED_TEAM_6 + RED_TEAM_7
+    cases += generated_cases()
     for cmd in SIMPLE:
         for d in DISGUISES:
             cases.append(d.replace("{}", cmd).replace("{{", "{").replace("}}", "}"))
@@ -1083,4 +1197,6 @@ REVIEW_BY_DESIGN = [
     "docker run -it --rm -v /:/host alpine", "nc -l 4444",
 ]
 
-EVERYDAY = list(dict.fromkeys(EVERYDAY + EVERYDAY_MORE + EVERYDAY_3 + EVERYDAY_4 + EVERYDAY_5))
+EVERYDAY = list(
+    dict.fromkeys(EVERYDAY + EVERYDAY_MORE + EVERYDAY_3 + EVERYDAY_4 + EVERYDAY_5 + EVERYDAY_6)
+)
