@@ -152,6 +152,8 @@ OPT_SPECS: dict[str, Spec] = {
     "awk": spec("F:v:f:e:i:l:", "field-separator assign file source include load"),
     "gawk": spec("F:v:f:e:i:l:", "field-separator assign file source include load"),
     "dd": spec(""),
+    "truncate": spec("s:r:", "size reference", "no-create io-blocks"),
+    "shred": spec("n:s:", "iterations size random-source", "exact force verbose zero remove"),
     "helm": spec("n:f:", "namespace values kube-context"),
 }
 for _alias, _orig in (
