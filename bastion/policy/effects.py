@@ -6,7 +6,8 @@ here-doc, a here-string, a literal ``echo``/``printf`` pipe: every reading of it
 escapes). ``writes`` lists files a program writes through options and operands (``tee``,
 ``cp``/``mv`` destinations, ``dd of=``, ``curl -o``, ``sed -i``, archive extraction).
 
-Limits: symlinks are not followed (``/tmp/x -> /etc`` is not /etc); ``~user`` is taken
+Limits: symlinks on the target are not followed (``/tmp/x -> /etc`` is not /etc; links
+and bind mounts made earlier in the same input are, see ``tools``); ``~user`` is taken
 as ``/home/user``; a path climbing above ``~`` is unknown (the home's depth is unknown);
 what ``cat FILE | sh`` or ``< FILE`` feeds is unknown, never guessed. Writes are known
 only for the programs listed here and in ``programs.OUTPUT_OPTS``.

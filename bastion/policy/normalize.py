@@ -4,17 +4,21 @@ For each simple command: the program name without its path, options read the way
 program reads them (``programs``; GNU-style by default),
 wrappers unwrapped recursively (sudo, env, timeout, xargs, find -exec, ssh, kubectl exec,
 ...), strings a shell will run parsed again (``bash -c``, ``eval``, ``trap``, ``alias``,
-``su -c``, here-docs and literal pipes into shells, psql ``\\!``), and findings recorded
-as tags. Tags in ``UNKNOWN_TAGS`` mean "we cannot know what runs": the policy gives them
-its on_unknown action unless a rule allows that command.
+``su -c``, here-docs and literal pipes into shells, psql ``\\!``), aliases defined earlier
+in the input expanded with their arguments, and findings recorded as tags. Tags in
+``UNKNOWN_TAGS`` mean "we cannot know what runs": the policy gives them its on_unknown
+action unless a rule allows that command. Readings for particular tools (git, ip, pkill,
+files run later, links) are in ``tools``; programs we do not know in ``unknown``.
 
 Limits: we do not run anything, so a script file, a pipe from ``curl``/``base64 -d`` into
 a shell, inline interpreter code (``python -c``, ``perl -e``, ``awk system()``, ``sed e``),
 or a dynamic word in command position is unknown, never guessed; so is a program named
 by a path outside the system bin directories (``./deploy.sh``, ``/tmp/x``), a REPL, a
 ``PATH`` that puts a user-writable directory first, and ``hash -p``/``enable -f``.
-Variables are not tracked (``x=/; rm -rf $x`` is judged with ``$x`` unknown). A program
-run through a wrapper we do not list is judged as that wrapper only. Recursion through
+Variables are not tracked (``x=/; rm -rf $x`` is judged with ``$x`` unknown; the trusted
+reading of ``$HOME``, ``$USER`` and digit-only expansions is in ``decide.trusted``). A
+program run through a wrapper we do not list gets the readings of ``unknown`` (its
+arguments from a known program on; command lines among them). Recursion through
 wrappers and nested shells stops at ``MAX_NEST`` (deeper is unknown), and a string run
 two or more levels down is read only up to ``MAX_NESTED_TEXT`` bytes. Paths, stdin and
 written files: see ``effects``.

@@ -7,9 +7,12 @@ protected path. A maybe-match of a deny rule is held at the policy's on_unknown 
 never allowed. Allow rules never match on a maybe.
 
 Path patterns: ``@root`` is ``/``; ``@system`` is ``/`` and the top-level system
-directories (and a few critical ones below them); anything else is a glob (``*`` also
-crosses ``/``). Paths are resolved lexically (``/usr/../etc/`` is ``/etc``) against the
-working directory; symlinks are not followed.
+directories (and a few critical ones below them); ``@device`` a disk, memory or port
+device; anything else is a glob (``*`` also crosses ``/``). In ``args`` and ``operands``,
+``@dynamic`` maybe-matches a word only known at run time. A ``safe`` word (see
+``words.Word``) is judged as its static parts with its expansions empty or digits.
+Paths are resolved lexically (``/usr/../etc/`` is ``/etc``) against the working
+directory; symlinks on the target are not followed.
 """
 
 from __future__ import annotations
