@@ -145,6 +145,12 @@ _SQL_INCLUDE = re.compile(r"(?im)(^|;)\s*(\\i[r]?\s|\\\.\s|source\s|\.read\s)")
 
 
 _COMPOSE = frozenset({"docker-compose", "podman-compose"})
+#: Wrappers that start a shell when given no command
+_SHELL_WITHOUT_COMMAND = frozenset({"chroot", "script", "nsenter", "unshare", "sg"})
+#: tmux/screen subcommands that start (or attach to) a shell unless given a command
+_TMUX_SHELL = frozenset(
+    "new new-session attach attach-session a at new-window neww split-window splitw".split()
+)
 #: Wrappers that run their command with another HOME, USER or environment: a string
 #: they run (sudo sh -c '...$HOME...') gets no trusted reading (see decide.trusted).
 _NEW_ENV = frozenset(
@@ -181,6 +187,30 @@ _CONTAINER_SPEC = spec(
     "interactive tty detach privileged rm init read-only no-TTY no-deps service-ports",
 )
 _PARTED_INFO = frozenset({"-l", "--list", "-h", "--help", "-v", "--version"})
+
+
+def _starts_terminal(name: str, args: list[Word]) -> bool:
+    """tmux / screen / zellij starting or attaching to a shell (tmux new -d 'CMD' and
+    screen -dm CMD run CMD instead: judged as unknown-program readings)."""
+    values = [w.value for w in args]
+    if name == "screen":
+        if any(
+            v in ("-ls", "-list", "-X", "-Q", "-v", "-version", "--version", "-wipe")
+            for v in values
+        ):
+            return False
+        if any(re.fullmatch(r"-[dD]?[rRx][rR]?", v) for v in values):
+            return True  # screen -r NAME, -x, -RR: attaches to a shell
+        read = read_options(args, spec("S:c:e:h:L:p:T:t:", "", ""))
+        return not read.operands  # screen CMD runs CMD
+    read = read_options(args, spec("L:S:f:c:T:", "", ""))
+    ops = [w.value for w in read.operands]
+    if not ops:
+        return True
+    if ops[0] not in _TMUX_SHELL:
+        return False
+    sub = read_options(args[values.index(ops[0]) + 1 :], spec("c:e:F:n:s:t:x:y:l:p:", "", ""))
+    return not sub.operands  # tmux new -s work 'make': runs make
 
 
 def _reads_null(sc: SimpleCommand) -> bool:
@@ -535,6 +565,8 @@ class Normalizer(ToolReadings):
             self.git(args, sc, via, depth, tags)
         elif name == "ip":
             self.ip(args, sc, via, depth)
+        elif name in ("tmux", "screen", "byobu", "zellij") and _starts_terminal(name, args):
+            tags.add("interactive-shell")  # a shell the bastion does not see
         elif name == "parted":  # no command given: parted reads its commands from a terminal
             read = read_options(args, spec("", "", "list help version script machine"))
             if len(read.operands) <= 1 and not {o for o, _ in read.options} & _PARTED_INFO:
@@ -796,8 +828,8 @@ class Normalizer(ToolReadings):
                     inner = inner[i2:]
                     break
             if not inner:
-                if names & w.shell_flags or name in ("chroot", "script"):
-                    tags.add("interactive-shell")
+                if names & w.shell_flags or name in _SHELL_WITHOUT_COMMAND:
+                    tags.add("interactive-shell")  # nsenter -t 1 -a: $SHELL in init's namespaces
                 continue
             if (
                 names & w.shell_flags

@@ -30,6 +30,7 @@ from ..tomlsource import TomlSource
 from .effects import resolve_path
 from .normalize import Command
 from .sql import match_text
+from .tools import user_regex
 from .words import DYN, FOUND, SOME, Word
 
 __all__ = ["ACTIONS", "SEVERITY", "Rule", "load_rules", "SYSTEM_DIRS"]
@@ -175,11 +176,10 @@ def _pids_not_init(raw: str) -> bool:
     flags = "".join(a[1:] for a in args if a.startswith("-"))
     if m.group(1) == "pidof":
         return bool(names) and not any(n in ("init", "systemd", "sshd", "1") for n in names)
-    if len(names) != 1 or len(names[0]) > 200:
+    if len(names) != 1:
         return False
-    try:
-        rx = re.compile(names[0], re.I if "i" in flags else 0)
-    except (re.error, RecursionError, OverflowError):
+    rx = user_regex(names[0], "i" in flags)
+    if rx is None:
         return False
     test = rx.fullmatch if "x" in flags else rx.search
     return not any(test(s) for s in _INIT_NAMES)

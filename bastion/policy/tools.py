@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import warnings
 
 from .effects import program_name, resolve_path, stdin_of
 from .getopt import OptRead, read_options, spec
@@ -29,7 +30,7 @@ from .unknown import MAX_READINGS, is_trigger
 from .words import DYN, ShellSyntaxError, Word, ansi_c_decode
 from .wrappers import KNOWN_PROGRAMS, WRAPPERS
 
-__all__ = ["ToolReadings", "kill_tag", "STARTUP_FILES"]
+__all__ = ["ToolReadings", "kill_tag", "user_regex", "STARTUP_FILES"]
 
 #: Shells and interpreters: named last (``poetry env use python3``) they are an argument.
 _RUNNERS = frozenset(
@@ -71,11 +72,34 @@ _CRITICAL_LINES = (
 )
 
 
-def _pattern(text: str, ignore_case: bool) -> re.Pattern[str] | None:
+_POSIX_CLASSES = {
+    "alpha": "a-zA-Z",
+    "digit": "0-9",
+    "alnum": "a-zA-Z0-9",
+    "upper": "A-Z",
+    "lower": "a-z",
+    "space": " \\t\\n\\r\\f\\v",
+    "blank": " \\t",
+    "xdigit": "0-9A-Fa-f",
+    "punct": "!-/:-@\\[-`{-~",
+    "print": " -~",
+    "graph": "!-~",
+    "cntrl": "\\x00-\\x1f\\x7f",
+    "word": "a-zA-Z0-9_",
+}
+
+
+def user_regex(text: str, ignore_case: bool = False) -> re.Pattern[str] | None:
+    """A POSIX extended regex as pkill and killall read it, in Python's syntax (character
+    classes such as ``[[:alpha:]]``, GNU ``\\<`` ``\\>``); None if it does not compile."""
     if len(text) > 200:
         return None
+    text = re.sub(r"\[:([a-z]+):\]", lambda m: _POSIX_CLASSES.get(m.group(1), m.group(0)), text)
+    text = text.replace("\\<", "\\b").replace("\\>", "\\b")
     try:
-        return re.compile(text, re.I if ignore_case else 0)
+        with warnings.catch_warnings():  # FutureWarning on "[[" and friends: not ours
+            warnings.simplefilter("ignore")
+            return re.compile(text, re.I if ignore_case else 0)
     except (re.error, RecursionError, OverflowError):
         return None
 
@@ -103,7 +127,7 @@ def kill_tag(name: str, args: list[Word]) -> str | None:
             if ignore_case and w.value.lower() in _CRITICAL_NAMES:
                 tag = "kills-critical"
             continue
-        pattern = _pattern(w.value, ignore_case)
+        pattern = user_regex(w.value, ignore_case)
         if pattern is None:
             continue
         if name == "pkill" and names & {"-x", "--exact"}:

@@ -113,6 +113,7 @@ WRAPPERS: dict[str, Wrapper] = {
         "user system scope pty pipe wait collect quiet "
         "same-dir shell no-block no-ask-password remain-after-exit send-sighup",
         chdir_opts=frozenset({"--working-directory"}),
+        shell_flags=frozenset({"-S", "--shell"}),
     ),
     "runuser": _w(
         "+c:fg:G:lmpPs:u:w:",
