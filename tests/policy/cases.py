@@ -736,6 +736,8 @@ EVERYDAY_5 = [
 #: (kubectl delete --all-namespaces, helm uninstall $(helm ls -q), terraform destroy with
 #: options, redis EVAL, git push refspecs, kill spellings, fork bombs, SQL in every client).
 RED_TEAM_7 = [
+    "kill -9 $(pgrep '^[[:alpha:]]+$')", "pkill '\\<init'", "pkill '^[[:lower:]]+d$'",
+    "pkill -f '[[:space:]]-D$'", "nsenter -t 1 -m -u -n -i -p", "tmux new -d",
     'rm -rf /.*', 'rm -rf /.[!.]*', 'kubectl delete --all-namespaces pods -l x',
     'kubectl delete namespace $(kubectl get ns -o name)',
     'kubectl get ns -o name | xargs kubectl delete',
@@ -1191,6 +1193,9 @@ REVIEW_BY_DESIGN = [
     ". venv/bin/activate", "eval \"$(ssh-agent -s)\"", "docker exec -it api sh",
     "kubectl exec -it api-1 -- bash", "ssh web2", "ssh web2 uptime", "$EDITOR file",
     "cat script.sh | bash", "rm -f \"$tmp\"", "./gradlew build", "nohup ./worker &",
+    "tmux", "tmux new -s work", "tmux attach -t work", "screen", "screen -r work",
+    "nsenter -t 1 -a", "unshare -r", "systemd-run -S", "kubectl debug node/w1 -it --image=ubuntu",
+    "docker attach api",
     "sudo -u www-data php artisan cache:clear", "/tmp/x", "python3", "node",
     "rm -rf \"$BUILD_DIR\"", "kill $PID",
     "kubectl delete pod api-1", "LD_PRELOAD=/tmp/x.so ls", "awk -f prog.awk data",
