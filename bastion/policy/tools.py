@@ -260,6 +260,7 @@ class ToolReadings:
         here = f"if {name} runs its arguments {via}".strip()
         readings = 0
         self.guessing += 1
+        trust, self.trust = self.trust, False  # gosu USER sets HOME; strings are strict
         try:
             for k, w in enumerate(args):
                 if readings >= MAX_READINGS:
@@ -282,6 +283,7 @@ class ToolReadings:
                     readings += self.command_line_argument(value, sc, here, depth, assigns)
         finally:
             self.guessing -= 1
+            self.trust = trust
 
     def command_line_argument(
         self, value: str, sc: SimpleCommand, via: str, depth: int, assigns: tuple[str, ...]

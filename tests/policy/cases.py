@@ -736,6 +736,7 @@ EVERYDAY_5 = [
 #: (kubectl delete --all-namespaces, helm uninstall $(helm ls -q), terraform destroy with
 #: options, redis EVAL, git push refspecs, kill spellings, fork bombs, SQL in every client).
 RED_TEAM_7 = [
+    "gosu postgres sh -c 'rm -rf $HOME/14/main'", "sudo -u postgres sh -c 'rm -rf $HOME/14/main'",
     "kill -9 $(pgrep '^[[:alpha:]]+$')", "pkill '\\<init'", "pkill '^[[:lower:]]+d$'",
     "pkill -f '[[:space:]]-D$'", "nsenter -t 1 -m -u -n -i -p", "tmux new -d",
     'rm -rf /.*', 'rm -rf /.[!.]*', 'kubectl delete --all-namespaces pods -l x',
