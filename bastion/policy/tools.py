@@ -45,10 +45,23 @@ _SHELL_CHARS = frozenset(" \t\n;|&'\"\\$`<>(")
 MAX_GUESSES = 3
 
 
-def _starts_reading(value: str, more: bool, after: str = "") -> bool:
+#: Tools whose subcommands are named like power commands: vagrant halt, virsh reboot
+#: act on a virtual machine, not on this host.
+_VM_TOOLS = frozenset(
+    "vagrant virsh VBoxManage vboxmanage docker-machine multipass lxc incus qm pct xl "
+    "limactl colima prlctl vmrun".split()
+)
+_POWER = frozenset({"halt", "reboot", "shutdown", "poweroff", "init", "telinit", "suspend"})
+
+
+def _starts_reading(value: str, more: bool, after: str = "", tool: str = "") -> bool:
     """Whether an argument naming this program starts a reading of the rest (``after``:
-    the argument that follows it, if any)."""
+    the argument that follows it, if any; ``tool``: the unknown program)."""
     prog = program_name(value)
+    if tool in _VM_TOOLS and prog in _POWER:
+        return False
+    if prog == "halt":
+        return True
     if prog in _RUNNERS:
         return more
     if is_trigger(prog):
@@ -272,7 +285,7 @@ class ToolReadings:
                     value = value.split("=", 1)[1]
                 more = k + 1 < len(args) or stdin_of(sc)[1] != "none"  # sh <<EOF reads code
                 after = args[k + 1].value if k + 1 < len(args) else ""
-                if _starts_reading(value, more, after):
+                if _starts_reading(value, more, after, name):
                     rest = [Word(value, w.raw, False, w.glob, w.quoted)] + args[k + 1 : k + 256]
                     prog = program_name(value)
                     if is_trigger(prog) and prog not in _RUNNERS:

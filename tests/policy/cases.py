@@ -736,6 +736,7 @@ EVERYDAY_5 = [
 #: (kubectl delete --all-namespaces, helm uninstall $(helm ls -q), terraform destroy with
 #: options, redis EVAL, git push refspecs, kill spellings, fork bombs, SQL in every client).
 RED_TEAM_7 = [
+    "fakeroot halt", "perf stat halt -p", "exec tmux new -d 'halt'", "screen -dm halt",
     "gosu postgres sh -c 'rm -rf $HOME/14/main'", "sudo -u postgres sh -c 'rm -rf $HOME/14/main'",
     "kill -9 $(pgrep '^[[:alpha:]]+$')", "pkill '\\<init'", "pkill '^[[:lower:]]+d$'",
     "pkill -f '[[:space:]]-D$'", "nsenter -t 1 -m -u -n -i -p", "tmux new -d",
@@ -802,6 +803,7 @@ RED_TEAM_7 = [
 #: Routine admin work: editors and REPLs, sudo with $USER, filtered find -delete of old
 #: logs, kubectl scale, terraform apply, init subcommands of other tools.
 EVERYDAY_6 = [
+    "vagrant halt web1", "virsh reboot web1", "virsh list --all",
     'psql', 'mysql -u root -p', 'vim /etc/nginx/nginx.conf', 'nano ~/.bashrc',
     'less /var/log/syslog', 'top', 'htop', 'tail -f /var/log/syslog', 'crontab -e',
     'systemctl edit nginx', 'git commit', 'tmux attach', 'python3 -m http.server 8080',
