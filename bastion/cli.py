@@ -352,12 +352,9 @@ def sessions_cmd(home: Path | None, limit: int) -> None:
     store.close()
 
 
-try:  # the policy commands live beside the engine
-    from .cli_policy import policy as _policy_group
+from .cli_policy import policy as _policy_group  # noqa: E402 - beside the engine
 
-    main.add_command(_policy_group)
-except ImportError:  # pragma: no cover - only while the engine is being built
-    pass
+main.add_command(_policy_group)
 
 
 @click.group(

@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
+from .config import load_policy_file
 from .errors import ConfigError
-from .policy import Decision, Policy, decide, load_policy
-from .tomlsource import TomlSource
+from .policy import Decision, Policy, decide
 
 __all__ = ["policy"]
 
@@ -29,10 +28,6 @@ def _load(home: str | None) -> Policy:
     """Load the policy of a home; ConfigError ends the command with one line, exit 2."""
     home = home or os.environ.get("BASTION_HOME") or "."
     try:
-        try:
-            from .config import load_policy_file
-        except ImportError:  # the SSH layer's config module is not there
-            return load_policy(TomlSource.load(Path(home) / "policies.toml"))
         return load_policy_file(home)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -64,7 +59,10 @@ def _batch_line(pol: Policy, line: str) -> dict[str, Any]:
     cwd = req.get("cwd")
     if cwd is not None and not isinstance(cwd, str):
         return {"error": '"cwd" must be a string'}
-    d = decide(pol, groups=groups, command=req["command"], cwd=cwd, **fields)
+    pty = req.get("pty", False)
+    if not isinstance(pty, bool):
+        return {"error": '"pty" must be true or false'}
+    d = decide(pol, groups=groups, command=req["command"], cwd=cwd, pty=pty, **fields)
     return _as_json(d)
 
 
@@ -80,11 +78,16 @@ def policy() -> None:
 @click.option("--target", default="target", show_default=True, help="Target name.")
 @click.option("--login", default="root", show_default=True, help="Login on the target.")
 @click.option("--cwd", default=None, help="Working directory on the target, if known.")
+@click.option(
+    "--pty",
+    is_flag=True,
+    help="As if the session had a terminal (ssh -t): pagers can run commands then.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
 @click.option(
     "--batch",
     is_flag=True,
-    help="Read JSON lines {command, user, groups, target, login} from stdin and "
+    help="Read JSON lines {command, user, groups, target, login[, cwd, pty]} from stdin and "
     "write one JSON decision per line.",
 )
 @click.argument("command", nargs=-1)
@@ -95,6 +98,7 @@ def check(
     target: str,
     login: str,
     cwd: str | None,
+    pty: bool,
     as_json: bool,
     batch: bool,
     command: tuple[str, ...],
@@ -121,7 +125,9 @@ def check(
         click.echo("error: give the command after --, e.g. bastion policy check -- ls -l", err=True)
         sys.exit(2)
     text = command[0] if len(command) == 1 else " ".join(command)
-    d = decide(pol, user=user, groups=groups, target=target, login=login, command=text, cwd=cwd)
+    d = decide(
+        pol, user=user, groups=groups, target=target, login=login, command=text, cwd=cwd, pty=pty
+    )
     if as_json:
         click.echo(json.dumps(_as_json(d), ensure_ascii=False))
     else:

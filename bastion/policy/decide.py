@@ -20,11 +20,11 @@ import re
 import time
 import unicodedata
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from .crosscheck import bashlex_command_spans, needs_crosscheck
-from .normalize import ALLOWABLE_TAGS, UNKNOWN_TAGS, Command, normalize
+from .normalize import ALLOWABLE_TAGS, PAGERS, UNKNOWN_TAGS, Command, normalize
 from .rules import SEVERITY, Rule
 from .shparse import parse
 from .words import ShellSyntaxError
@@ -243,10 +243,14 @@ def decide(
     login: str,
     command: str,
     cwd: str | None = None,
+    pty: bool = False,
 ) -> Decision:
-    """Decide one command for one identity. Pure and never raises (see module doc)."""
+    """Decide one command for one identity. Pure and never raises (see module doc).
+
+    ``pty``: the command gets a terminal, so a pager in it can run what is typed at it
+    (``!cmd`` in less): pagers are then tagged ``takes-terminal`` like editors."""
     try:
-        return _decide(policy, user, groups, target, login, command, cwd)
+        return _decide(policy, user, groups, target, login, command, cwd, pty=pty)
     except Exception as exc:  # noqa: BLE001 - fail closed on any internal error
         action = getattr(policy, "on_unknown", "review")
         action = action if action in ("review", "deny") else "review"
@@ -337,6 +341,7 @@ def _decide(
     command: str,
     cwd: str | None,
     fold: bool = True,
+    pty: bool = False,
 ) -> Decision:
     if not isinstance(command, str):
         return Decision(
@@ -369,8 +374,8 @@ def _decide(
             )
         folded = _fold(command)
         if folded != command:  # full-width and look-alike letters: judge the ASCII reading too
-            plain = _decide(policy, user, groups, target, login, command, cwd, fold=False)
-            other = _decide(policy, user, groups, target, login, folded, cwd, fold=False)
+            plain = _decide(policy, user, groups, target, login, command, cwd, False, pty)
+            other = _decide(policy, user, groups, target, login, folded, cwd, False, pty)
             return other if SEVERITY[other.action] > SEVERITY[plain.action] else plain
     cmds, failure = policy.analyze(command, cwd)
     if failure:
@@ -378,6 +383,11 @@ def _decide(
             policy.on_unknown,
             "on_unknown",
             _describe(policy.on_unknown, "on_unknown", None, failure),
+        )
+    if pty:
+        cmds = tuple(
+            replace(c, tags=c.tags | {"takes-terminal"}) if c.program in PAGERS else c
+            for c in cmds
         )
     rendered = tuple(dict.fromkeys(c.rendered + (f" ({c.via})" if c.via else "") for c in cmds))
     if not cmds:

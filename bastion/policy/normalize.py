@@ -164,6 +164,16 @@ _RUNTIME_TOOLS = frozenset(
 )
 #: Editors that take commands on stdin (``!cmd`` runs a shell, ``w`` writes)
 _EDITORS = frozenset({"ed", "red", "ex", "vim", "vi", "nvim", "view", "vimdiff"})
+#: Programs that run what is typed at them, unseen by the policy, once started with the
+#: session's own stdin (or terminal): editors with shell escapes, file managers.
+_TERMINAL_PROGRAMS = _EDITORS | frozenset(
+    {"emacs", "emacsclient", "nano", "pico", "joe", "jed", "mcedit", "micro", "mc", "ranger",
+     "nnn", "vifm", "gdb", "lldb", "ftp", "lftp", "telnet"}
+)
+#: Pagers: ``!cmd`` runs a shell, but only with a terminal (see ``decide``'s pty)
+PAGERS = frozenset({"less", "more", "most", "pg", "man"})
+#: Options that only print something and exit
+_INFO_ONLY = frozenset({"--version", "-V", "--help", "-?", "-l", "--list"})
 _WRITES = frozenset({">", ">>", ">|", "&>", "&>>", "<>", ">&"})
 #: Programs ``special`` reads its own way (no unknown-program reading for them).
 _HANDLED = (
@@ -540,6 +550,8 @@ class Normalizer(ToolReadings):
                 )
         elif name in _EDITORS and stdin_of(sc)[1] != "none":
             tags.add("interpreter-code")  # ed <<< '!cmd', vim -es < script: editor commands
+        elif name in _TERMINAL_PROGRAMS and not any(w.value in _INFO_ONLY for w in args):
+            tags.add("takes-terminal")  # vim FILE: :!cmd typed on the session runs unseen
         elif name in INTERPRETERS:
             self.interpreter(name, args, sc, tags)
         elif name in _AWKS:
@@ -1002,6 +1014,8 @@ class Normalizer(ToolReadings):
             tags.add("script-file")  # psql -f x.sql, redis-cli --eval x.lua: unseen code
         if from_stdin:
             texts, kind = stdin_of(sc)
+            if kind == "none" and not parts and not _INFO_ONLY & {o for o, _ in read.options}:
+                tags.add("takes-terminal")  # psql: a SQL shell on the session's stdin (\!)
             if kind == "unknown" and not _reads_null(sc):
                 tags.add("script-file")  # psql < dump.sql, cat x | mysql: SQL we cannot see
             parts += texts

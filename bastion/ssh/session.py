@@ -246,6 +246,7 @@ class BastionSession(asyncssh.SSHServerSession[bytes]):
             target=self.ctx.target.name,
             login=self.ctx.login,
             command=self.command,
+            pty=self.term is not None,
         )
         self._record_decision(decision)
         # The reason starts with "deny (rule): "; say it once, in the user's words.

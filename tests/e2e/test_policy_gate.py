@@ -112,3 +112,12 @@ def test_nul_byte_in_command_is_denied(world):
     assert result.exit_status == 77
     assert "nul-byte" in result.stderr
     assert not os.path.exists(marker)
+
+
+def test_a_pager_runs_without_a_terminal_and_is_held_with_one(world):
+    """less reads `!cmd` from the terminal: with ssh -t it could run anything unseen."""
+    plain = world.alice.ssh("-J", "bastion", TARGET, "less /etc/hostname")
+    assert plain.returncode == 0 and plain.stdout, plain.stderr
+    tty = world.alice.ssh("-tt", "-J", "bastion", TARGET, "less /etc/hostname")
+    assert tty.returncode == 75, tty.stderr
+    assert b"held for review (terminal-program)" in tty.stdout + tty.stderr

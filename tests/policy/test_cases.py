@@ -172,3 +172,30 @@ def test_no_internal_error_and_bounded(shipped, command):
     d = _decide(shipped, command)
     assert "internal error" not in d.reason
     assert time.perf_counter() - start < 0.6, command[:30]
+
+
+@pytest.mark.parametrize("command", [
+    "vim /etc/hosts", "vi x", "sudo vim /etc/sudoers.d/x", "nano /etc/fstab", "emacs -nw x",
+    "psql", "psql -d prod", "sudo -u postgres psql", "mysql -u root", "sqlite3 app.db",
+    "redis-cli -h db", "psql -h db1 -U app", "mongosh", "gdb -p 1234", "mc",
+])
+def test_programs_that_run_what_is_typed_are_held(shipped, command):
+    d = _decide(shipped, command)
+    assert (d.action, d.rule) == ("review", "terminal-program"), d.reason
+
+
+@pytest.mark.parametrize("command", [
+    "vim --version", "psql -l", "psql -c 'select 1'", "echo 'select 1' | psql",
+    "mysql -e 'show databases'", "sqlite3 app.db .tables", "redis-cli ping",
+    "less /var/log/syslog", "man ls", "journalctl -u nginx | less",
+])
+def test_inline_commands_and_pagers_without_a_terminal_are_allowed(shipped, command):
+    assert _decide(shipped, command).action == "allow", _decide(shipped, command).reason
+
+
+@pytest.mark.parametrize("command", ["less /var/log/syslog", "man ls", "dmesg | more",
+                                     "sudo less /var/log/auth.log"])
+def test_pagers_with_a_terminal_are_held(shipped, command):
+    d = decide(shipped, user="alice", groups=["ops"], target="web1", login="root",
+               command=command, pty=True)
+    assert (d.action, d.rule) == ("review", "terminal-program"), d.reason
