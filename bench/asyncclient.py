@@ -79,7 +79,10 @@ async def _connect_bastion(world: World) -> tuple[asyncssh.SSHClientConnection, 
 
 async def _connect_direct(world: World) -> tuple[asyncssh.SSHClientConnection, ...]:
     conn = await asyncssh.connect(
-        "127.0.0.1", world.target.port, username=LOGIN, client_keys=[str(world.key)],
+        "127.0.0.1",
+        world.target.port,
+        username=LOGIN,
+        client_keys=[str(world.key)],
         **_common(world),
     )
     return (conn,)
@@ -108,8 +111,10 @@ async def _scale(world: World, sessions: int, parallel: int, command: str) -> di
         try:
             done = await asyncio.wait_for(inner.run(command), 120)
             if done.exit_status != 0 or done.stdout != "ok\n":
-                errors.append(f"run: exit {done.exit_status}, stdout {done.stdout!r}, "
-                              f"stderr {str(done.stderr).strip()[-120:]!r}")
+                errors.append(
+                    f"run: exit {done.exit_status}, stdout {done.stdout!r}, "
+                    f"stderr {str(done.stderr).strip()[-120:]!r}"
+                )
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             errors.append(f"run: {type(exc).__name__}: {exc}")
 

@@ -42,7 +42,9 @@ def _download(world: World, path: str, size: int, timeout: float) -> float:
     """Seconds from the first byte to EOF of ``head -c SIZE /dev/zero`` on stdout."""
     proc = subprocess.Popen(
         world.ssh(path, "-n") + [f"head -c {size} /dev/zero"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
     )
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
@@ -65,8 +67,9 @@ def _download(world: World, path: str, size: int, timeout: float) -> float:
             proc.wait()
     if received != size or proc.returncode != 0:
         err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
-        raise RuntimeError(f"download via {path}: got {received} of {size} bytes, "
-                           f"exit {proc.returncode}: {err}")
+        raise RuntimeError(
+            f"download via {path}: got {received} of {size} bytes, exit {proc.returncode}: {err}"
+        )
     return end - first
 
 
@@ -77,7 +80,9 @@ def _upload(world: World, path: str, size: int, timeout: float) -> float:
     """
     proc = subprocess.Popen(
         world.ssh(path) + ["echo ready; wc -c"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.PIPE,
     )
     assert proc.stdout is not None and proc.stdin is not None
     _grow_pipe(proc.stdin.fileno())
@@ -102,8 +107,10 @@ def _upload(world: World, path: str, size: int, timeout: float) -> float:
             proc.wait()
     if counted.strip() != str(size).encode() or proc.returncode != 0:
         err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
-        raise RuntimeError(f"upload via {path}: remote counted {counted.strip()!r} of "
-                           f"{size}, exit {proc.returncode}: {err}")
+        raise RuntimeError(
+            f"upload via {path}: remote counted {counted.strip()!r} of "
+            f"{size}, exit {proc.returncode}: {err}"
+        )
     return end - start
 
 
@@ -126,9 +133,7 @@ def _timed(cmd: list[str], timeout: float) -> tuple[float, str | None]:
     """Wall seconds of one ssh run, and why it failed (None: exit 0)."""
     start = time.perf_counter()
     try:
-        done = subprocess.run(
-            cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout
-        )
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return time.perf_counter() - start, f"timed out after {timeout:g} s"
     wall = time.perf_counter() - start
@@ -187,23 +192,41 @@ def _control_path(world: World, path: str) -> Path:
 def _start_master(world: World, path: str, timeout: float = 30) -> None:
     control = _control_path(world, path)
     subprocess.run(
-        world.ssh(path, "-o", "ControlMaster=yes", "-o", f"ControlPath={control}",
-                  "-o", "ControlPersist=300", "-f", "-N",
-                  "-E", str(world.root / f"master-{path}.log")),
+        world.ssh(
+            path,
+            "-o",
+            "ControlMaster=yes",
+            "-o",
+            f"ControlPath={control}",
+            "-o",
+            "ControlPersist=300",
+            "-f",
+            "-N",
+            "-E",
+            str(world.root / f"master-{path}.log"),
+        ),
         # The master lives on in the background: it must not hold our pipes open.
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        timeout=timeout, check=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=timeout,
+        check=True,
     )
     subprocess.run(
         world.ssh(path, "-o", f"ControlPath={control}", "-O", "check"),
-        stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=True,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout,
+        check=True,
     )
 
 
 def _stop_master(world: World, path: str) -> None:
     subprocess.run(
         world.ssh(path, "-o", f"ControlPath={_control_path(world, path)}", "-O", "exit"),
-        stdin=subprocess.DEVNULL, capture_output=True, timeout=30,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=30,
     )
 
 

@@ -54,12 +54,15 @@ def run(rounds: int) -> dict[str, float]:
     big_ms = (time.perf_counter() - t) * 1000
     return {
         "corpus_size": len(corpus),
-        "cold_p50_ms": _pct(cold, 0.5) * 1000, "cold_p99_ms": _pct(cold, 0.99) * 1000,
+        "cold_p50_ms": _pct(cold, 0.5) * 1000,
+        "cold_p99_ms": _pct(cold, 0.99) * 1000,
         "cold_decisions_per_s": len(cold) / sum(cold),
-        "warm_p50_ms": _pct(warm, 0.5) * 1000, "warm_p99_ms": _pct(warm, 0.99) * 1000,
+        "warm_p50_ms": _pct(warm, 0.5) * 1000,
+        "warm_p99_ms": _pct(warm, 0.99) * 1000,
         "warm_decisions_per_s": len(warm) / warm_total,
         "mean_cold_ms": statistics.mean(cold) * 1000,
-        "input_64k_ms": big_ms, "input_64k_action": d.action,
+        "input_64k_ms": big_ms,
+        "input_64k_action": d.action,
     }
 
 

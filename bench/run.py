@@ -75,13 +75,17 @@ def throughput_rows(world: World, sizes: Sizes, raw: dict[str, Any]) -> list[Row
     for direction in ("download", "upload"):
         mbs = {p: v["mb_s"] for p, v in data[direction].items()}
         ratio = mbs["bastion"] / mbs["osjump"]
-        rows.append(Row(
-            f"throughput {direction} ({sizes.bytes // figures.MB} MB)",
-            f"{mbs['bastion']:.0f} MB/s", f"{mbs['osjump']:.0f} MB/s",
-            f"{mbs['direct']:.0f} MB/s", f"{ratio:.2f}x",
-            ">= 1.0x -J (floor 0.6x)" + (" BELOW FLOOR" if ratio < 0.6 else ""),
-            ratio >= 1.0,
-        ))
+        rows.append(
+            Row(
+                f"throughput {direction} ({sizes.bytes // figures.MB} MB)",
+                f"{mbs['bastion']:.0f} MB/s",
+                f"{mbs['osjump']:.0f} MB/s",
+                f"{mbs['direct']:.0f} MB/s",
+                f"{ratio:.2f}x",
+                ">= 1.0x -J (floor 0.6x)" + (" BELOW FLOOR" if ratio < 0.6 else ""),
+                ratio >= 1.0,
+            )
+        )
     return rows
 
 
@@ -90,16 +94,27 @@ def setup_rows(world: World, sizes: Sizes, raw: dict[str, Any]) -> list[Row]:
     rows = []
     for key, label in (("median_ms", "median"), ("p95_ms", "p95")):
         ratio = data["bastion"][key] / data["osjump"][key]
-        rows.append(Row(
-            f"setup `ssh -J .. true` {label} ({sizes.setups} runs)",
-            _ms(data["bastion"][key]), _ms(data["osjump"][key]), _ms(data["direct"][key]),
-            f"{ratio:.2f}x", "<= 1.2x -J" if key == "median_ms" else "-",
-            ratio <= 1.2 if key == "median_ms" else None,
-        ))
+        rows.append(
+            Row(
+                f"setup `ssh -J .. true` {label} ({sizes.setups} runs)",
+                _ms(data["bastion"][key]),
+                _ms(data["osjump"][key]),
+                _ms(data["direct"][key]),
+                f"{ratio:.2f}x",
+                "<= 1.2x -J" if key == "median_ms" else "-",
+                ratio <= 1.2 if key == "median_ms" else None,
+            )
+        )
     errors = {p: data[p]["errors"] for p in ("bastion", "osjump", "direct")}
     if any(errors.values()):
-        rows.append(Row("setup errors", *(str(errors[p]) for p in errors), goal="0",
-                        met=errors["bastion"] == 0))
+        rows.append(
+            Row(
+                "setup errors",
+                *(str(errors[p]) for p in errors),
+                goal="0",
+                met=errors["bastion"] == 0,
+            )
+        )
     return rows
 
 
@@ -108,16 +123,36 @@ def latency_rows(world: World, sizes: Sizes, raw: dict[str, Any]) -> list[Row]:
     b, j, d = data["bastion"], data["osjump"], data["direct"]
     n = sizes.commands
     return [
-        Row(f"mux `true` wall p50 ({n} cmds)", _ms(b["p50_ms"]), _ms(j["p50_ms"]),
-            _ms(d["p50_ms"])),
-        Row(f"mux `true` wall p99 ({n} cmds)", _ms(b["p99_ms"]), _ms(j["p99_ms"]),
-            _ms(d["p99_ms"])),
-        Row("added per-command latency p50", _ms(b["added_p50_ms"]), _ms(j["added_p50_ms"]),
-            "(baseline)", goal="<= 3 ms", met=b["added_p50_ms"] <= 3),
-        Row("added per-command latency p99", _ms(b["added_p99_ms"]), _ms(j["added_p99_ms"]),
-            "(baseline)", goal="<= 10 ms", met=b["added_p99_ms"] <= 10),
-        Row("mux exec errors (exit 255)", str(b["errors"]), str(j["errors"]), str(d["errors"]),
-            goal="0", met=b["errors"] == 0),
+        Row(
+            f"mux `true` wall p50 ({n} cmds)", _ms(b["p50_ms"]), _ms(j["p50_ms"]), _ms(d["p50_ms"])
+        ),
+        Row(
+            f"mux `true` wall p99 ({n} cmds)", _ms(b["p99_ms"]), _ms(j["p99_ms"]), _ms(d["p99_ms"])
+        ),
+        Row(
+            "added per-command latency p50",
+            _ms(b["added_p50_ms"]),
+            _ms(j["added_p50_ms"]),
+            "(baseline)",
+            goal="<= 3 ms",
+            met=b["added_p50_ms"] <= 3,
+        ),
+        Row(
+            "added per-command latency p99",
+            _ms(b["added_p99_ms"]),
+            _ms(j["added_p99_ms"]),
+            "(baseline)",
+            goal="<= 10 ms",
+            met=b["added_p99_ms"] <= 10,
+        ),
+        Row(
+            "mux exec errors (exit 255)",
+            str(b["errors"]),
+            str(j["errors"]),
+            str(d["errors"]),
+            goal="0",
+            met=b["errors"] == 0,
+        ),
     ]
 
 
@@ -127,13 +162,16 @@ def keystroke_rows(world: World, sizes: Sizes, raw: dict[str, Any]) -> list[Row]
         return [Row("keystroke echo, added p99", "n/a (interactive shells not implemented yet)")]
     rows = []
     for level, figure in data.items():
-        rows.append(Row(
-            f"keystroke echo added p50/p99, {level} sessions",
-            f"{figure['added_p50_ms']:.2f}/{figure['added_p99_ms']:.2f} ms",
-            "-", f"{figure['direct']['p50_ms']:.2f}/{figure['direct']['p99_ms']:.2f} ms",
-            goal="<= 2 ms p99 at 200" if level == "200" else "-",
-            met=figure["added_p99_ms"] <= 2 if level == "200" else None,
-        ))
+        rows.append(
+            Row(
+                f"keystroke echo added p50/p99, {level} sessions",
+                f"{figure['added_p50_ms']:.2f}/{figure['added_p99_ms']:.2f} ms",
+                "-",
+                f"{figure['direct']['p50_ms']:.2f}/{figure['direct']['p99_ms']:.2f} ms",
+                goal="<= 2 ms p99 at 200" if level == "200" else "-",
+                met=figure["added_p99_ms"] <= 2 if level == "200" else None,
+            )
+        )
     return rows
 
 
@@ -142,19 +180,33 @@ def scale_rows(world: World, sizes: Sizes, raw: dict[str, Any]) -> list[Row]:
     data = raw["scale"] = asyncclient.scale(world, sizes.sessions)
     n = sizes.sessions
     return [
-        Row(f"scale: {n} concurrent exec sessions, errors", str(data["errors"]), goal="0",
-            met=data["errors"] == 0),
-        Row(f"scale: wall connect / run ({n})",
-            f"{data['connect_wall_s']:.1f} s / {data['run_wall_s']:.1f} s"),
-        Row("scale: bastion RSS base / idle / peak",
+        Row(
+            f"scale: {n} concurrent exec sessions, errors",
+            str(data["errors"]),
+            goal="0",
+            met=data["errors"] == 0,
+        ),
+        Row(
+            f"scale: wall connect / run ({n})",
+            f"{data['connect_wall_s']:.1f} s / {data['run_wall_s']:.1f} s",
+        ),
+        Row(
+            "scale: bastion RSS base / idle / peak",
             f"{data['rss_base_mib']:.0f} / {data['rss_idle_mib']:.0f} / "
-            f"{data['rss_peak_mib']:.0f} MiB"),
-        Row("scale: RSS per idle connection",
-            f"{data['rss_per_idle_conn_kib']:.0f} KiB", goal="<= 1024 KiB",
-            met=data["rss_per_idle_conn_kib"] <= 1024),
-        Row("scale: RSS per connection after its command",
-            f"{data['rss_per_conn_after_run_kib']:.0f} KiB", goal="<= 1024 KiB",
-            met=data["rss_per_conn_after_run_kib"] <= 1024),
+            f"{data['rss_peak_mib']:.0f} MiB",
+        ),
+        Row(
+            "scale: RSS per idle connection",
+            f"{data['rss_per_idle_conn_kib']:.0f} KiB",
+            goal="<= 1024 KiB",
+            met=data["rss_per_idle_conn_kib"] <= 1024,
+        ),
+        Row(
+            "scale: RSS per connection after its command",
+            f"{data['rss_per_conn_after_run_kib']:.0f} KiB",
+            goal="<= 1024 KiB",
+            met=data["rss_per_conn_after_run_kib"] <= 1024,
+        ),
     ]
 
 
@@ -178,11 +230,19 @@ def policy_rows(world: World, sizes: Sizes, raw: dict[str, Any]) -> list[Row]:
         return [Row("policy decisions/s", "n/a (bench/policy.py missing)")]
     out = world.root / "policy.json"
     quick = ["--quick"] if sizes is QUICK else []
-    done = subprocess.run([sys.executable, str(script), "--json", str(out), *quick],
-                          capture_output=True, timeout=600, cwd=BENCH_DIR.parent)
+    done = subprocess.run(
+        [sys.executable, str(script), "--json", str(out), *quick],
+        capture_output=True,
+        timeout=600,
+        cwd=BENCH_DIR.parent,
+    )
     if done.returncode == 2 and quick:  # no --quick: run it as it is
-        done = subprocess.run([sys.executable, str(script), "--json", str(out)],
-                              capture_output=True, timeout=600, cwd=BENCH_DIR.parent)
+        done = subprocess.run(
+            [sys.executable, str(script), "--json", str(out)],
+            capture_output=True,
+            timeout=600,
+            cwd=BENCH_DIR.parent,
+        )
     if done.returncode != 0 or not out.exists():
         err = done.stderr.decode(errors="replace").strip()[-300:]
         raw["policy"] = {"error": f"exit {done.returncode}: {err}"}
@@ -192,8 +252,12 @@ def policy_rows(world: World, sizes: Sizes, raw: dict[str, Any]) -> list[Row]:
     for cache in ("cold", "warm"):  # the keys bench/policy.py writes today
         rate, p50, p99 = (data.get(f"{cache}_{k}") for k in ("decisions_per_s", "p50_ms", "p99_ms"))
         if None not in (rate, p50, p99):
-            rows.append(Row(f"policy decisions/s, p50/p99 ({cache} cache)",
-                            f"{rate:,.0f}/s, {p50 * 1e3:.0f}/{p99 * 1e3:.0f} us"))
+            rows.append(
+                Row(
+                    f"policy decisions/s, p50/p99 ({cache} cache)",
+                    f"{rate:,.0f}/s, {p50 * 1e3:.0f}/{p99 * 1e3:.0f} us",
+                )
+            )
     if not rows:  # another layout: show what can be found
         rate = _find(data, "decisions_per_s", "decisions_per_second", "rate")
         rows.append(Row("policy decisions/s", f"{rate:,.0f}" if rate else "see JSON"))
@@ -213,8 +277,18 @@ RUNNERS: dict[str, Callable[[World, Sizes, dict[str, Any]], list[Row]]] = {
 def print_table(rows: list[Row]) -> None:
     header = Row("figure", "bastion", "OpenSSH -J", "direct", "ratio", "goal")
     table = [header, *rows]
-    cells = [[r.figure, r.bastion, r.osjump, r.direct, r.ratio, r.goal,
-              "met/missed" if r is header else r.verdict] for r in table]
+    cells = [
+        [
+            r.figure,
+            r.bastion,
+            r.osjump,
+            r.direct,
+            r.ratio,
+            r.goal,
+            "met/missed" if r is header else r.verdict,
+        ]
+        for r in table
+    ]
     widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
     for i, line in enumerate(cells):
         print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
@@ -232,9 +306,14 @@ def _machine() -> dict[str, Any]:
         "asyncssh": asyncssh.__version__,
         "openssh": ssh,
         "cpus": os.cpu_count(),
-        "cpu": next((line.split(":", 1)[1].strip() for line in
-                     Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name")), platform.processor()),
+        "cpu": next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        ),
         "kernel": platform.release(),
     }
 
@@ -244,11 +323,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     parser.add_argument("--json", type=Path, help="write every figure here")
-    parser.add_argument("--only", default=",".join(SECTIONS),
-                        help=f"comma-separated sections (default all: {','.join(SECTIONS)})")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override a policies.toml setting of the bastion, e.g. "
-                             "--set recording.max_output_mb=1 (a TOML value; repeatable)")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections (default all: {','.join(SECTIONS)})",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a policies.toml setting of the bastion, e.g. "
+        "--set recording.max_output_mb=1 (a TOML value; repeatable)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, casts)")
     args = parser.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -281,21 +368,29 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print_table(rows)
     total = time.monotonic() - started
-    print(f"\n{'quick' if args.quick else 'full'} run, {total:.0f} s"
-          + (f"; kept {root}" if args.keep else ""))
+    print(
+        f"\n{'quick' if args.quick else 'full'} run, {total:.0f} s"
+        + (f"; kept {root}" if args.keep else "")
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "mode": "quick" if args.quick else "full",
-            "sizes": asdict(sizes),
-            "bastion_overrides": overrides,
-            "machine": _machine(),
-            "seconds": round(total, 1),
-            "table": [asdict(r) | {"verdict": r.verdict} for r in rows],
-            "figures": raw,
-            "failures": failures,
-        }, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "mode": "quick" if args.quick else "full",
+                    "sizes": asdict(sizes),
+                    "bastion_overrides": overrides,
+                    "machine": _machine(),
+                    "seconds": round(total, 1),
+                    "table": [asdict(r) | {"verdict": r.verdict} for r in rows],
+                    "figures": raw,
+                    "failures": failures,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         print(f"wrote {args.json}")
     return 1 if failures else 0
 

@@ -78,9 +78,19 @@ class World:
         self.bastion_starts += 1
         log = open(self.root / f"bastion-{self.bastion_starts}.log", "ab")  # noqa: SIM115
         self.bastion = subprocess.Popen(
-            [sys.executable, "-m", "bastion", "serve", "--home", str(self.home),
-             "--listen", f"127.0.0.1:{self.bastion_port}"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+            [
+                sys.executable,
+                "-m",
+                "bastion",
+                "serve",
+                "--home",
+                str(self.home),
+                "--listen",
+                f"127.0.0.1:{self.bastion_port}",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
         )
         log.close()
         deadline = time.monotonic() + timeout

@@ -60,9 +60,10 @@ def _settings(source: TomlSource, raw: Any) -> dict[str, Any]:
             )
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise source.error(("policy", key), f"must be a {kind.__name__}")
-        if key in _LIMITS and not _LIMITS[key][0] <= value <= _LIMITS[key][1]:
+        if key in _LIMITS:
             low, high = _LIMITS[key]
-            raise source.error(("policy", key), f"must be between {low} and {high}")
+            if not isinstance(value, int) or not low <= value <= high:
+                raise source.error(("policy", key), f"must be between {low} and {high}")
         out[key] = value
     if out.get("on_unknown", "review") not in ("review", "deny"):
         raise source.error(

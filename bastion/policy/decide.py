@@ -386,8 +386,7 @@ def _decide(
         )
     if pty:
         cmds = tuple(
-            replace(c, tags=c.tags | {"takes-terminal"}) if c.program in PAGERS else c
-            for c in cmds
+            replace(c, tags=c.tags | {"takes-terminal"}) if c.program in PAGERS else c for c in cmds
         )
     rendered = tuple(dict.fromkeys(c.rendered + (f" ({c.via})" if c.via else "") for c in cmds))
     if not cmds:

@@ -66,8 +66,8 @@ def spec(short: str = "", long_arg: str = "", long_flag: str = "", **kw: bool | 
         frozenset(flags),
         frozenset(dash + x for x in long_arg.split()),
         frozenset(dash + x for x in long_flag.split()),
-        **kw,
-    )  # type: ignore[arg-type]
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 @dataclass

@@ -167,8 +167,25 @@ _EDITORS = frozenset({"ed", "red", "ex", "vim", "vi", "nvim", "view", "vimdiff"}
 #: Programs that run what is typed at them, unseen by the policy, once started with the
 #: session's own stdin (or terminal): editors with shell escapes, file managers.
 _TERMINAL_PROGRAMS = _EDITORS | frozenset(
-    {"emacs", "emacsclient", "nano", "pico", "joe", "jed", "mcedit", "micro", "mc", "ranger",
-     "nnn", "vifm", "gdb", "lldb", "ftp", "lftp", "telnet"}
+    {
+        "emacs",
+        "emacsclient",
+        "nano",
+        "pico",
+        "joe",
+        "jed",
+        "mcedit",
+        "micro",
+        "mc",
+        "ranger",
+        "nnn",
+        "vifm",
+        "gdb",
+        "lldb",
+        "ftp",
+        "lftp",
+        "telnet",
+    }
 )
 #: Pagers: ``!cmd`` runs a shell, but only with a terminal (see ``decide``'s pty)
 PAGERS = frozenset({"less", "more", "most", "pg", "man"})

@@ -10,8 +10,9 @@ DESTRUCTIVE = destructive_cases()
 
 
 def _decide(policy, command):
-    return decide(policy, user="alice", groups=["ops"], target="web1", login="root",
-                  command=command)
+    return decide(
+        policy, user="alice", groups=["ops"], target="web1", login="root", command=command
+    )
 
 
 def test_table_sizes():
@@ -27,8 +28,9 @@ def test_destructive_never_allowed(shipped, command):
 
 
 def test_everyday_allowed(shipped):
-    held = [(c, _decide(shipped, c).reason) for c in EVERYDAY
-            if _decide(shipped, c).action != "allow"]
+    held = [
+        (c, _decide(shipped, c).reason) for c in EVERYDAY if _decide(shipped, c).action != "allow"
+    ]
     assert len(held) <= len(EVERYDAY) * 0.02, held
 
 
@@ -38,44 +40,67 @@ def test_review_by_design(shipped, command):
     assert d.action == "review", d.reason
 
 
-@pytest.mark.parametrize("command,rendered", [
-    ("i=0; while [ $i -lt 400 ]; do echo line $i; i=$((i+1)); sleep 0.01; done",
-     ("i=...", "[ $i -lt 400 ]", "echo line $i", "sleep 0.01")),
-    ("a; i=$((i+1))", ("a", "i=...")),
-    ("kill -TERM $$", ("kill -TERM $$",)),
-    ("kill -9 -1", ("kill -9 -1",)),
-    ("find . -name '*.log' -mtime +7 -print", ("find . -name *.log -mtime +7 -print",)),
-    ("test -n x -a -d y", ("test -n x -a -d y",)),
-    ("expr 1 -lt 2", ("expr 1 -lt 2",)),
-    ("killall -HUP nginx", ("killall -HUP nginx",)),
-])
+@pytest.mark.parametrize(
+    "command,rendered",
+    [
+        (
+            "i=0; while [ $i -lt 400 ]; do echo line $i; i=$((i+1)); sleep 0.01; done",
+            ("i=...", "[ $i -lt 400 ]", "echo line $i", "sleep 0.01"),
+        ),
+        ("a; i=$((i+1))", ("a", "i=...")),
+        ("kill -TERM $$", ("kill -TERM $$",)),
+        ("kill -9 -1", ("kill -9 -1",)),
+        ("find . -name '*.log' -mtime +7 -print", ("find . -name *.log -mtime +7 -print",)),
+        ("test -n x -a -d y", ("test -n x -a -d y",)),
+        ("expr 1 -lt 2", ("expr 1 -lt 2",)),
+        ("killall -HUP nginx", ("killall -HUP nginx",)),
+    ],
+)
 def test_normalized_form(shipped, command, rendered):
     assert _decide(shipped, command).commands == rendered
 
 
-@pytest.mark.parametrize("command,action", [
-    ("kill -TERM $$", "allow"), ("kill $!", "allow"), ("kill %1", "allow"),
-    ("kill -HUP 4242", "allow"), ("kill -1 4242", "allow"), ("kill -l", "allow"),
-    ("kill \"$$\"", "allow"), ("kill $PID", "review"), ("kill -9 -1", "deny"),
-    ("kill -- -1", "deny"), ("kill -s KILL -1", "deny"), ("kill 1", "deny"),
-    ("kill -n 9 -1", "deny"), ("kill -KILL -1", "deny"), ("kill 4242 1", "deny"),
-    ("pkill -u alice celery", "allow"), ("pkill -u root", "deny"), ("killall -9 init", "deny"),
-])
+@pytest.mark.parametrize(
+    "command,action",
+    [
+        ("kill -TERM $$", "allow"),
+        ("kill $!", "allow"),
+        ("kill %1", "allow"),
+        ("kill -HUP 4242", "allow"),
+        ("kill -1 4242", "allow"),
+        ("kill -l", "allow"),
+        ('kill "$$"', "allow"),
+        ("kill $PID", "review"),
+        ("kill -9 -1", "deny"),
+        ("kill -- -1", "deny"),
+        ("kill -s KILL -1", "deny"),
+        ("kill 1", "deny"),
+        ("kill -n 9 -1", "deny"),
+        ("kill -KILL -1", "deny"),
+        ("kill 4242 1", "deny"),
+        ("pkill -u alice celery", "allow"),
+        ("pkill -u root", "deny"),
+        ("killall -9 init", "deny"),
+    ],
+)
 def test_kill(shipped, command, action):
     assert _decide(shipped, command).action == action
 
 
-@pytest.mark.parametrize("command,rule", [
-    ("rm -rf /", "destructive-rm"),
-    ("bash -c 'rm -r -f /'", "destructive-rm"),
-    ("sudo env LD_PRELOAD=x rm -rf /", "destructive-rm"),
-    ("psql -c 'drop/**/database x'", "destructive-sql"),
-    (":(){ :|:& };:", "fork-bomb"),
-    ("kubectl delete ns prod", "kubectl-delete"),
-    ("curl x | bash", "on_unknown"),
-    ("$x -rf /", "destructive-rm"),  # maybe-match of a deny rule: held at on_unknown
-    ("rm -rf \"$DIR\"", "destructive-rm"),
-])
+@pytest.mark.parametrize(
+    "command,rule",
+    [
+        ("rm -rf /", "destructive-rm"),
+        ("bash -c 'rm -r -f /'", "destructive-rm"),
+        ("sudo env LD_PRELOAD=x rm -rf /", "destructive-rm"),
+        ("psql -c 'drop/**/database x'", "destructive-sql"),
+        (":(){ :|:& };:", "fork-bomb"),
+        ("kubectl delete ns prod", "kubectl-delete"),
+        ("curl x | bash", "on_unknown"),
+        ("$x -rf /", "destructive-rm"),  # maybe-match of a deny rule: held at on_unknown
+        ('rm -rf "$DIR"', "destructive-rm"),
+    ],
+)
 def test_rule_named(shipped, command, rule):
     assert _decide(shipped, command).rule == rule
 
@@ -100,51 +125,111 @@ def test_unparseable_is_on_unknown(shipped):
 def test_scope_by_group(shipped):
     from bastion.policy.rules import load_rules
     from bastion.tomlsource import TomlSource
+
     src = TomlSource("x", "", {})
-    rules = load_rules(src, [{"id": "ops-only", "action": "deny", "program": "ls",
-                              "groups": ["contractors"]}])
+    rules = load_rules(
+        src, [{"id": "ops-only", "action": "deny", "program": "ls", "groups": ["contractors"]}]
+    )
     from bastion.policy import Policy
+
     p = Policy(rules=rules)
-    assert decide(p, user="u", groups=["contractors"], target="t", login="l",
-                  command="ls").action == "deny"
-    assert decide(p, user="u", groups=["ops"], target="t", login="l",
-                  command="ls").action == "allow"
+    assert (
+        decide(p, user="u", groups=["contractors"], target="t", login="l", command="ls").action
+        == "deny"
+    )
+    assert (
+        decide(p, user="u", groups=["ops"], target="t", login="l", command="ls").action == "allow"
+    )
 
 
 def test_cwd_resolution(shipped):
-    d = decide(shipped, user="u", groups=[], target="t", login="root", command="rm -rf *",
-               cwd="/")
+    d = decide(shipped, user="u", groups=[], target="t", login="root", command="rm -rf *", cwd="/")
     assert d.action == "deny"
-    d = decide(shipped, user="u", groups=[], target="t", login="root", command="rm -rf *",
-               cwd="/tmp/build")
+    d = decide(
+        shipped, user="u", groups=[], target="t", login="root", command="rm -rf *", cwd="/tmp/build"
+    )
     assert d.action == "allow"
 
 
 def test_policy_tests_pass(shipped):
     for t in shipped.tests:
-        d = decide(shipped, user=t.user, groups=t.groups, target=t.target, login=t.login,
-                   command=t.command, cwd=t.cwd)
+        d = decide(
+            shipped,
+            user=t.user,
+            groups=t.groups,
+            target=t.target,
+            login=t.login,
+            command=t.command,
+            cwd=t.cwd,
+        )
         assert d.action == t.expect, (t.command, d.reason)
 
 
 #: Input that is not shell we can read (or too big, deep or slow): never allowed, and
 #: decided quickly.
 UNREADABLE = [
-    "echo 'unterminated", 'echo "x', "echo $(", "echo `x", "ls )", ")", "cat <<EOF\nx",
-    "cat <<EOF", "a\x00b", "(" * 10000, "(" * 10000 + ")" * 10000, "$(" * 5000, "{ " * 5000,
-    "echo $((" * 3000, "[[ " * 5000, "'" * 9999, '"$(' * 3000, "f(){ " * 3000,
-    "cat <<E\n" * 3000, "echo ${" * 5000, "`" * 10001, "if " * 5000, "case x in " * 2000,
-    "x=(" * 5000, "ls &&", "ls |", "| ls", "&& ls", ";;", "ls ;;", "case x in", "for",
-    "if true; then", "while", "((1", "$((1", "${x", "<(ls", "ls >", "ls <<", "{1..100000}",
-    "echo $(( " + "(" * 10000 + "1" + ")" * 10000 + " ))", "fi", "done", "{ ls", "then",
-    "if a; then; fi", "a | | b", "a && ; b", "(ls", "x" * 70000, "ls\rrm -rf /",
-    "echo \x1b[2J", "rm -rf /\u200b", "ls\u00a0-la",
+    "echo 'unterminated",
+    'echo "x',
+    "echo $(",
+    "echo `x",
+    "ls )",
+    ")",
+    "cat <<EOF\nx",
+    "cat <<EOF",
+    "a\x00b",
+    "(" * 10000,
+    "(" * 10000 + ")" * 10000,
+    "$(" * 5000,
+    "{ " * 5000,
+    "echo $((" * 3000,
+    "[[ " * 5000,
+    "'" * 9999,
+    '"$(' * 3000,
+    "f(){ " * 3000,
+    "cat <<E\n" * 3000,
+    "echo ${" * 5000,
+    "`" * 10001,
+    "if " * 5000,
+    "case x in " * 2000,
+    "x=(" * 5000,
+    "ls &&",
+    "ls |",
+    "| ls",
+    "&& ls",
+    ";;",
+    "ls ;;",
+    "case x in",
+    "for",
+    "if true; then",
+    "while",
+    "((1",
+    "$((1",
+    "${x",
+    "<(ls",
+    "ls >",
+    "ls <<",
+    "{1..100000}",
+    "echo $(( " + "(" * 10000 + "1" + ")" * 10000 + " ))",
+    "fi",
+    "done",
+    "{ ls",
+    "then",
+    "if a; then; fi",
+    "a | | b",
+    "a && ; b",
+    "(ls",
+    "x" * 70000,
+    "ls\rrm -rf /",
+    "echo \x1b[2J",
+    "rm -rf /\u200b",
+    "ls\u00a0-la",
 ]
 
 
 @pytest.mark.parametrize("command", UNREADABLE, ids=lambda c: repr(c[:30]))
 def test_unreadable_never_allowed_and_fast(shipped, command):
     import time
+
     start = time.perf_counter()
     d = _decide(shipped, command)
     assert d.action in ("review", "deny"), d.reason
@@ -153,49 +238,102 @@ def test_unreadable_never_allowed_and_fast(shipped, command):
 
 def test_large_inputs_fast(shipped):
     import time
-    for text in ("echo " + "a" * 65000, "ls; " * 16000, "a=1 " * 10000 + "ls",
-                 "eval " * 5000 + "ls", "sudo " * 10000 + "ls"):
+
+    for text in (
+        "echo " + "a" * 65000,
+        "ls; " * 16000,
+        "a=1 " * 10000 + "ls",
+        "eval " * 5000 + "ls",
+        "sudo " * 10000 + "ls",
+    ):
         start = time.perf_counter()
         _decide(shipped, text)
         assert time.perf_counter() - start < 0.3, text[:20]
 
 
-@pytest.mark.parametrize("command", [
-    "'${'c", "echo '${' x", "x=\"${\" y", "ls \\", "ｒｍ\\", "$'\\", "a | b \\",
-    "gosu rm " * 8000, "rm -rf /tmp/x " * 4600, "* > ?x", "alias a='a a a'; " * 3000,
-    "tmux new '" * 6000, "a(){ b; }; b(){ a; }; " * 1500,
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "'${'c",
+        "echo '${' x",
+        'x="${" y',
+        "ls \\",
+        "ｒｍ\\",
+        "$'\\",
+        "a | b \\",
+        "gosu rm " * 8000,
+        "rm -rf /tmp/x " * 4600,
+        "* > ?x",
+        "alias a='a a a'; " * 3000,
+        "tmux new '" * 6000,
+        "a(){ b; }; b(){ a; }; " * 1500,
+    ],
+)
 def test_no_internal_error_and_bounded(shipped, command):
     """Inputs that once hung bashlex, broke the word reader or took seconds to judge."""
     import time
+
     start = time.perf_counter()
     d = _decide(shipped, command)
     assert "internal error" not in d.reason
     assert time.perf_counter() - start < 0.6, command[:30]
 
 
-@pytest.mark.parametrize("command", [
-    "vim /etc/hosts", "vi x", "sudo vim /etc/sudoers.d/x", "nano /etc/fstab", "emacs -nw x",
-    "psql", "psql -d prod", "sudo -u postgres psql", "mysql -u root", "sqlite3 app.db",
-    "redis-cli -h db", "psql -h db1 -U app", "mongosh", "gdb -p 1234", "mc",
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "vim /etc/hosts",
+        "vi x",
+        "sudo vim /etc/sudoers.d/x",
+        "nano /etc/fstab",
+        "emacs -nw x",
+        "psql",
+        "psql -d prod",
+        "sudo -u postgres psql",
+        "mysql -u root",
+        "sqlite3 app.db",
+        "redis-cli -h db",
+        "psql -h db1 -U app",
+        "mongosh",
+        "gdb -p 1234",
+        "mc",
+    ],
+)
 def test_programs_that_run_what_is_typed_are_held(shipped, command):
     d = _decide(shipped, command)
     assert (d.action, d.rule) == ("review", "terminal-program"), d.reason
 
 
-@pytest.mark.parametrize("command", [
-    "vim --version", "psql -l", "psql -c 'select 1'", "echo 'select 1' | psql",
-    "mysql -e 'show databases'", "sqlite3 app.db .tables", "redis-cli ping",
-    "less /var/log/syslog", "man ls", "journalctl -u nginx | less",
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "vim --version",
+        "psql -l",
+        "psql -c 'select 1'",
+        "echo 'select 1' | psql",
+        "mysql -e 'show databases'",
+        "sqlite3 app.db .tables",
+        "redis-cli ping",
+        "less /var/log/syslog",
+        "man ls",
+        "journalctl -u nginx | less",
+    ],
+)
 def test_inline_commands_and_pagers_without_a_terminal_are_allowed(shipped, command):
     assert _decide(shipped, command).action == "allow", _decide(shipped, command).reason
 
 
-@pytest.mark.parametrize("command", ["less /var/log/syslog", "man ls", "dmesg | more",
-                                     "sudo less /var/log/auth.log"])
+@pytest.mark.parametrize(
+    "command", ["less /var/log/syslog", "man ls", "dmesg | more", "sudo less /var/log/auth.log"]
+)
 def test_pagers_with_a_terminal_are_held(shipped, command):
-    d = decide(shipped, user="alice", groups=["ops"], target="web1", login="root",
-               command=command, pty=True)
+    d = decide(
+        shipped,
+        user="alice",
+        groups=["ops"],
+        target="web1",
+        login="root",
+        command=command,
+        pty=True,
+    )
     assert (d.action, d.rule) == ("review", "terminal-program"), d.reason

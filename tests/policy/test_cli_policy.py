@@ -26,18 +26,23 @@ def test_check_exit_codes(home):
 
 
 def test_check_json(home):
-    res = CliRunner().invoke(policy, ["check", "--home", home, "--json", "--group", "ops",
-                                      "--", "bash -c 'rm -rf /'"])
+    res = CliRunner().invoke(
+        policy, ["check", "--home", home, "--json", "--group", "ops", "--", "bash -c 'rm -rf /'"]
+    )
     out = json.loads(res.output)
     assert out["decision"] == "deny" and out["commands"]
 
 
 def test_batch(home):
-    lines = [json.dumps({"command": "ls", "user": "a", "groups": ["x"], "target": "t",
-                         "login": "root"}), "not json", json.dumps({"command": 3}),
-             json.dumps({"command": "reboot"})]
-    res = CliRunner().invoke(policy, ["check", "--home", home, "--batch"],
-                             input="\n".join(lines) + "\n")
+    lines = [
+        json.dumps({"command": "ls", "user": "a", "groups": ["x"], "target": "t", "login": "root"}),
+        "not json",
+        json.dumps({"command": 3}),
+        json.dumps({"command": "reboot"}),
+    ]
+    res = CliRunner().invoke(
+        policy, ["check", "--home", home, "--batch"], input="\n".join(lines) + "\n"
+    )
     assert res.exit_code == 0
     outs = [json.loads(x) for x in res.output.splitlines()]
     assert outs[0]["decision"] == "allow"

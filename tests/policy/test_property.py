@@ -10,8 +10,16 @@ from .conftest import ROOT
 
 SHIPPED = load_policy(TomlSource.load(ROOT / "policies.toml"))
 
-DENIED = ["rm -rf /", "mkfs.ext4 /dev/sda", "dd if=/dev/zero of=/dev/sda", "reboot",
-          "chmod -R 777 /", "kubectl delete ns prod", "redis-cli flushall", "kill -9 1"]
+DENIED = [
+    "rm -rf /",
+    "mkfs.ext4 /dev/sda",
+    "dd if=/dev/zero of=/dev/sda",
+    "reboot",
+    "chmod -R 777 /",
+    "kubectl delete ns prod",
+    "redis-cli flushall",
+    "kill -9 1",
+]
 
 
 def _quote_word(word: str, how: int) -> str:
@@ -30,10 +38,31 @@ def _quote_word(word: str, how: int) -> str:
     return word
 
 
-WRAP = ["{}", "sudo {}", "env A=1 {}", "nice {}", "timeout 3 {}", "bash -c {q}", "sh -c {q}",
-        "eval {q}", "xargs -0 {}", "nohup {}", "command {}", "( {} )", "{{ {}; }}",
-        "true && {}", "echo $({})", "f() {{ {}; }}; f", "ssh h {q}", "su -c {q}",
-        "busybox {}", "echo {q} | sh", "time {}", "stdbuf -o0 {}", "setsid {}"]
+WRAP = [
+    "{}",
+    "sudo {}",
+    "env A=1 {}",
+    "nice {}",
+    "timeout 3 {}",
+    "bash -c {q}",
+    "sh -c {q}",
+    "eval {q}",
+    "xargs -0 {}",
+    "nohup {}",
+    "command {}",
+    "( {} )",
+    "{{ {}; }}",
+    "true && {}",
+    "echo $({})",
+    "f() {{ {}; }}; f",
+    "ssh h {q}",
+    "su -c {q}",
+    "busybox {}",
+    "echo {q} | sh",
+    "time {}",
+    "stdbuf -o0 {}",
+    "setsid {}",
+]
 
 
 def _squote(s: str) -> str:
@@ -41,17 +70,26 @@ def _squote(s: str) -> str:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.sampled_from(DENIED), st.lists(st.integers(0, 5), min_size=6, max_size=6),
-       st.lists(st.sampled_from(WRAP), min_size=1, max_size=3),
-       st.sampled_from(["", "/usr/bin/", "/bin/../bin/"]))
+@given(
+    st.sampled_from(DENIED),
+    st.lists(st.integers(0, 5), min_size=6, max_size=6),
+    st.lists(st.sampled_from(WRAP), min_size=1, max_size=3),
+    st.sampled_from(["", "/usr/bin/", "/bin/../bin/"]),
+)
 def test_disguised_denied_never_allowed(base, quoting, wraps, prefix):
     words = base.split()
     words[0] = prefix + words[0]
     cmd = " ".join(_quote_word(w, quoting[i % len(quoting)]) for i, w in enumerate(words))
     for w in wraps:
-        cmd = w.replace("{q}", _squote(cmd)).replace("{}", cmd) if "{q}" in w else \
-            w.replace("{{", "\x01").replace("}}", "\x02").replace("{}", cmd) \
-             .replace("\x01", "{").replace("\x02", "}")
+        cmd = (
+            w.replace("{q}", _squote(cmd)).replace("{}", cmd)
+            if "{q}" in w
+            else w.replace("{{", "\x01")
+            .replace("}}", "\x02")
+            .replace("{}", cmd)
+            .replace("\x01", "{")
+            .replace("\x02", "}")
+        )
     d = decide(SHIPPED, user="u", groups=[], target="t", login="root", command=cmd)
     assert d.action != "allow", (cmd, d.reason)
 
@@ -63,22 +101,73 @@ def test_decide_never_raises(text):
     assert d.action in ("allow", "deny", "review")
 
 
-_PLAIN_TOKENS = ["ls", "rm", "-rf", "/", "a", "b.txt", "x=1", "PATH=/bin", "if", "then", "fi",
-                 "while", "do", "done", "for", "in", "until", "else", "elif", "time",
-                 "[", "]", "-f", "*.log", "~/x", "2>&1", ">", ">>", "<", "|", "||", "&&", ";",
-                 "&", "\n", "2>", "&>", "1", "echo", "sudo", "case", "esac", "select", "-1",
-                 "kill", "a,b", "@x", "%1", "x+y", "?", "[ab]"]
+_PLAIN_TOKENS = [
+    "ls",
+    "rm",
+    "-rf",
+    "/",
+    "a",
+    "b.txt",
+    "x=1",
+    "PATH=/bin",
+    "if",
+    "then",
+    "fi",
+    "while",
+    "do",
+    "done",
+    "for",
+    "in",
+    "until",
+    "else",
+    "elif",
+    "time",
+    "[",
+    "]",
+    "-f",
+    "*.log",
+    "~/x",
+    "2>&1",
+    ">",
+    ">>",
+    "<",
+    "|",
+    "||",
+    "&&",
+    ";",
+    "&",
+    "\n",
+    "2>",
+    "&>",
+    "1",
+    "echo",
+    "sudo",
+    "case",
+    "esac",
+    "select",
+    "-1",
+    "kill",
+    "a,b",
+    "@x",
+    "%1",
+    "x+y",
+    "?",
+    "[ab]",
+]
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.sampled_from(_PLAIN_TOKENS), min_size=1, max_size=12),
-       st.lists(st.sampled_from([" ", "", "\t", "  "]), min_size=12, max_size=12))
+@given(
+    st.lists(st.sampled_from(_PLAIN_TOKENS), min_size=1, max_size=12),
+    st.lists(st.sampled_from([" ", "", "\t", "  "]), min_size=12, max_size=12),
+)
 def test_plain_input_needs_no_crosscheck(tokens, seps):
     """Where the cross-check is skipped, bashlex could neither add a command nor fail."""
     from bastion.policy.crosscheck import bashlex_command_spans, needs_crosscheck
     from bastion.policy.normalize import normalize
     from bastion.policy.shparse import parse
     from bastion.policy.words import ShellSyntaxError
+
     text = "".join(t + s for t, s in zip(tokens, seps, strict=False))
     assume("<<" not in text)  # "<" "<" joined: a here-doc, which is cross-checked
     assert not needs_crosscheck(text)
