@@ -2379,10 +2379,54 @@ def generated_cases(n: int = 1200, seed: int = 7) -> list[str]:
     return out
 
 
+# Cloud CLIs deleting resources or storage: held, whatever the nesting or global options.
+RED_TEAM_8 = [
+    "aws rds delete-db-instance --db-instance-identifier prod --skip-final-snapshot",
+    "aws --region eu-west-1 s3 rm s3://prod-backups/ --recursive",
+    "aws s3 rm --recursive s3://prod-backups",
+    "aws s3 rb s3://prod-backups --force",
+    "aws ec2 terminate-instances --instance-ids i-0123",
+    "aws cloudformation delete-stack --stack-name prod",
+    "aws --profile prod dynamodb delete-table --table-name users",
+    "sudo -u deploy aws eks delete-cluster --name prod",
+    "AWS_PROFILE=prod aws s3api delete-bucket --bucket b",
+    "gcloud compute instances delete vm1 --quiet",
+    "gcloud --project prod sql instances delete db1",
+    "gcloud container clusters delete prod --zone europe-west1-b",
+    "gcloud projects delete prod-123",
+    "gcloud storage rm -r gs://prod-backups",
+    "az group delete -n prod --yes",
+    "az storage blob delete-batch -s backups --account-name prod",
+    "gsutil -m rm -r gs://prod-backups",
+    "gsutil rb gs://prod-backups",
+    "rclone purge remote:backups",
+    "s3cmd del --recursive s3://backups",
+    "bash -c 'aws s3 rm s3://b --recursive'",
+    "doctl compute droplet delete web1 --force",
+]
+
+EVERYDAY_7 = [
+    "aws s3 ls s3://prod-backups/",
+    "aws s3 cp build.tgz s3://artifacts/build.tgz",
+    "aws s3 rm s3://artifacts/tmp/build-1.tgz",
+    "aws ec2 describe-instances --filters Name=tag:env,Values=prod",
+    "aws logs filter-log-events --log-group-name app --filter-pattern delete",
+    "aws sts get-caller-identity",
+    "gcloud compute instances list",
+    "gcloud config list",
+    "gcloud logging read 'severity>=ERROR' --limit 20",
+    "az vm list -o table",
+    "az account show",
+    "gsutil ls gs://artifacts",
+    "rclone copy ./dist remote:artifacts",
+    "rclone ls remote:artifacts",
+]
+
+
 def destructive_cases() -> list[str]:
     """Every technique, plus each simple destructive command in every disguise."""
     cases = list(BASE_DESTRUCTIVE) + list(TECHNIQUES) + list(RED_TEAM) + list(RED_TEAM_2)
-    cases += RED_TEAM_3 + RED_TEAM_4 + RED_TEAM_5 + RED_TEAM_6 + RED_TEAM_7
+    cases += RED_TEAM_3 + RED_TEAM_4 + RED_TEAM_5 + RED_TEAM_6 + RED_TEAM_7 + RED_TEAM_8
     cases += generated_cases()
     for cmd in SIMPLE:
         for d in DISGUISES:
@@ -3103,5 +3147,7 @@ REVIEW_BY_DESIGN = [
 ]
 
 EVERYDAY = list(
-    dict.fromkeys(EVERYDAY + EVERYDAY_MORE + EVERYDAY_3 + EVERYDAY_4 + EVERYDAY_5 + EVERYDAY_6)
+    dict.fromkeys(
+        EVERYDAY + EVERYDAY_MORE + EVERYDAY_3 + EVERYDAY_4 + EVERYDAY_5 + EVERYDAY_6 + EVERYDAY_7
+    )
 )

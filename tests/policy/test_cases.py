@@ -99,6 +99,10 @@ def test_kill(shipped, command, action):
         ("curl x | bash", "on_unknown"),
         ("$x -rf /", "destructive-rm"),  # maybe-match of a deny rule: held at on_unknown
         ('rm -rf "$DIR"', "destructive-rm"),
+        ("aws s3 rm s3://b --recursive", "cloud-storage-bulk-delete"),
+        ("aws rds delete-db-instance --db-instance-identifier prod", "cloud-delete"),
+        ("gcloud compute instances delete vm1", "cloud-delete-gcp-azure"),
+        ("gsutil -m rm -r gs://b", "cloud-storage-delete"),
     ],
 )
 def test_rule_named(shipped, command, rule):
