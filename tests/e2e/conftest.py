@@ -168,7 +168,12 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     init_home(home)
     target_key = generate_key()
     write_private_key(target_key, tmp / "target_key")
-    sshd = LocalSshd(tmp / "sshd", [target_key.export_public_key("openssh").decode().strip()])
+    # The target accepts any variable, so a test sees exactly what the bastion passes on.
+    sshd = LocalSshd(
+        tmp / "sshd",
+        [target_key.export_public_key("openssh").decode().strip()],
+        extra_config="AcceptEnv *",
+    )
     sshd.start()
     pinned = sshd.host_key_pub.read_text().strip()
     add_target(

@@ -40,6 +40,18 @@ def test_stdin_eof_reaches_the_command(world):
     assert r.stdout.strip() == b"3"
 
 
+def test_only_locale_variables_reach_the_target(world):
+    """A client may send any variable; only LANG and LC_* go on (LD_PRELOAD, BASH_ENV
+    or PATH set by the client would change what the decided command does)."""
+    env = "SetEnv=LANG=C.UTF-8 LC_ALL=C.UTF-8 LD_PRELOAD=/tmp/evil.so BASH_ENV=/tmp/x FOO=bar"
+    r = world.alice.ssh(
+        "-o", env, "-J", "bastion", TARGET,
+        'echo "$LANG|$LC_ALL|$LD_PRELOAD|$BASH_ENV|$FOO"',
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"C.UTF-8|C.UTF-8|||\n"
+
+
 def test_pty(world):
     r = world.alice.ssh("-tt", "-J", "bastion", TARGET, "tty; echo TERM=$TERM")
     assert r.returncode == 0, r.stderr
