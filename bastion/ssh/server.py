@@ -75,6 +75,7 @@ class Services:
             gss_host=None,
             login_timeout=self.config.server.login_timeout,
             keepalive_interval=60,
+            server_version="bastion",  # not the library and its version: nothing to target
             **common_options(),
         )
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 import time
 
 import asyncssh
@@ -190,3 +193,38 @@ def test_connection_outliving_its_certificate_opens_no_new_channel(world):
         assert b"certificate expired" in r.stderr
     finally:
         client.ssh(*opts, "-O", "exit", TARGET)
+
+
+def _garbage_peer(port: int, payload: bytes) -> bytes:
+    """Read the bastion's banner, send ``payload``, wait for the bastion to hang up."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        banner = s.recv(256)
+        try:
+            s.sendall(payload)
+            while s.recv(4096):
+                pass
+        except (ConnectionResetError, BrokenPipeError):
+            pass  # dropped with our junk unread: that is the point
+        return banner
+
+
+def test_malformed_peers_do_not_disturb_other_sessions(world):
+    """Garbage instead of SSH, a packet with an absurd length, a flood of junk: each
+    connection is dropped on its own while a session in progress carries on."""
+    running = subprocess.Popen(
+        ["ssh", "-F", str(world.alice.config), "-J", "bastion", TARGET, "sleep 2; echo alive"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(0.5)
+    port = world.bastion.port
+    banner = _garbage_peer(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert banner == b"SSH-2.0-bastion\r\n"  # no library name or version to target
+    _garbage_peer(port, b"SSH-2.0-evil\r\n" + b"\xff\xff\xff\xff" + os.urandom(64))
+    _garbage_peer(port, b"SSH-2.0-evil\r\n" + os.urandom(256 * 1024))
+    out, err = running.communicate(timeout=30)
+    assert running.returncode == 0, err
+    assert out == b"alive\n"
+    r = world.alice.ssh("-J", "bastion", TARGET, "echo still serving")
+    assert r.returncode == 0 and r.stdout == b"still serving\n", r.stderr
