@@ -148,16 +148,7 @@ def test(home: str | None, verbose: bool) -> None:
     pol = _load(home)
     failed = 0
     for t in pol.tests:
-        d = decide(
-            pol,
-            user=t.user,
-            groups=t.groups,
-            target=t.target,
-            login=t.login,
-            command=t.command,
-            cwd=t.cwd,
-        )
-        ok = d.action == t.expect and (t.rule is None or d.rule == t.rule)
+        d, ok = t.run(pol)
         if not ok:
             failed += 1
         if verbose or not ok:

@@ -72,6 +72,19 @@ class PolicyTest:
     name: str = ""
     index: int = 0
 
+    def run(self, policy: Policy) -> tuple[Decision, bool]:
+        """The decision for this entry, and whether it is the expected one."""
+        d = decide(
+            policy,
+            user=self.user,
+            groups=self.groups,
+            target=self.target,
+            login=self.login,
+            command=self.command,
+            cwd=self.cwd,
+        )
+        return d, d.action == self.expect and (self.rule is None or d.rule == self.rule)
+
 
 class _Scoped:
     """Rules in scope for one identity; per program name, the ones that can match it."""
