@@ -9,10 +9,13 @@ RUN apt-get update \
     && useradd --create-home --uid 10001 bastion
 
 WORKDIR /src
+# Dependencies first, exactly as locked (hashes checked), so this layer is cached.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY pyproject.toml README.md policies.toml ./
 COPY bastion ./bastion
 RUN rm -f bastion/data/policies.toml && cp policies.toml bastion/data/policies.toml \
-    && pip install --no-cache-dir .
+    && pip install --no-cache-dir --no-deps .
 
 USER bastion
 ENV BASTION_HOME=/home/bastion/data

@@ -19,7 +19,7 @@ import click
 from .config import default_home, load_config, parse_listen
 from .errors import BastionError
 
-__all__ = ["main", "user_main"]
+__all__ = ["main", "run", "run_user", "user_main"]
 
 HOME_HELP = "Bastion home directory (keys, policies.toml, sessions/). Default: $BASTION_HOME or ."
 
@@ -405,3 +405,19 @@ def ssh_config(bastion_addr: str, user: str, identity: str, targets: tuple[str, 
     ProxyJump bastion
     IdentityFile {identity}
     CertificateFile {identity}-cert.pub""")
+
+
+def run() -> None:
+    """Entry point of `bastion`: library warnings go to the log, not the terminal."""
+    from .logs import capture_warnings
+
+    capture_warnings()
+    main()
+
+
+def run_user() -> None:
+    """Entry point of `bastion-cli`."""
+    from .logs import capture_warnings
+
+    capture_warnings()
+    user_main()
