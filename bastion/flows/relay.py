@@ -6,6 +6,10 @@ runs, and reading stops once ``HOLD_LIMIT`` bytes wait. Output is recorded befor
 written to the client. When one side's send buffer fills, the other side stops
 reading, so a stream of any size keeps the bastion's memory flat.
 
+With a ``masker`` (exec without a PTY), stdout and stderr each go through their own
+``StreamMasker`` before the client and the recording see them; what a masker holds
+back (a partial line that may still become a secret) goes out at the target's EOF.
+
 EOF from the target waits for the exit status (sshd may send EOF first, and an OpenSSH
 ControlMaster closes a channel as soon as EOF has gone both ways, losing the status)
 for at most ``EOF_HOLD_SECONDS``; a command that closed its output and runs on still
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from ..record.mask import Masker, StreamMasker
 from .ports import ClientChannel, RemoteCommand
 
 __all__ = ["EOF_HOLD_SECONDS", "HOLD_LIMIT", "Relay"]
@@ -36,6 +41,7 @@ class Relay:
         output: Callable[[bytes], None],
         *,
         pass_eof: bool = True,
+        masker: Masker | None = None,
     ):
         self.client = client
         self._record_output = output
@@ -47,6 +53,8 @@ class Relay:
         self._held_size = 0
         self._eof_timer: asyncio.TimerHandle | None = None
         self._paused_client = False
+        self.masking = bool(masker)
+        self._masks = (StreamMasker(masker), StreamMasker(masker)) if masker else None
 
     # ---- client -> target ----
     def from_client(self, data: bytes) -> None:
@@ -89,13 +97,30 @@ class Relay:
     def remote_output(self, data: bytes, stderr: bool) -> None:
         if self.closed:
             return
+        if self._masks is not None:
+            data = self._masks[stderr].feed(data)
+            if not data:
+                return
         self._record_output(data)
         if stderr:
             self.client.write_stderr(data)
         else:
             self.client.write(data)
 
+    def flush_masked(self) -> None:
+        """Send what the maskers hold (the stream ended)."""
+        if self._masks is None or self.closed:
+            return
+        for stderr, masker in enumerate(self._masks):
+            rest = masker.flush()
+            if rest:
+                self._record_output(rest)
+                if self.closed:
+                    return
+                (self.client.write_stderr if stderr else self.client.write)(rest)
+
     def remote_eof(self) -> None:
+        self.flush_masked()
         if self.closed or not self.pass_eof:
             return
         if self.remote is not None and self.remote.result() is None:

@@ -3,18 +3,27 @@
 Every event is one complete JSON line written with a single ``os.write`` on an
 unbuffered, append-only file, so a crash (even ``kill -9``) leaves a valid cast up to
 the last event. Output is decoded as UTF-8 incrementally (a character split across
-chunks is kept whole); bytes that are not UTF-8 are recorded as U+FFFD, since a cast
-holds text. Once the events take ``max_output_bytes`` of file, further output is
-counted, not stored, and a marker says how much was left out: bulk transfers must not
-fill the disk (or cost the relay more than the transfer: JSON stores a NUL byte as six).
+chunks is kept whole).
+
+Binary and bulk output is not text a person reads, and JSON stores a NUL byte as six:
+a chunk that is not UTF-8 or holds a NUL, and any output once the events take
+``max_output_bytes`` of file, goes to a side file (``<cast>.bin``, or ``<cast>.bin.gz``
+when its first chunk compresses well) as raw bytes, 0640. An ``"m"`` marker says where
+each binary run starts in the side file, and the closing marker gives its size and
+sha256, so ``asciinema cat`` still works and an investigator gets the bytes back
+(``cat``/``zcat`` of the side file). Past ``max_binary_bytes`` output is counted only.
+Without a side file path (``side_path=None``) such output is counted, not stored.
 """
 
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
 import os
 import time
+import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,14 +51,22 @@ class CastWriter:
         env: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
         max_output_bytes: int = 64 * 1024 * 1024,
+        side_path: Path | None = None,
+        max_binary_bytes: int = 1024 * 1024 * 1024,
+        redact: Callable[[str], str] | None = None,
     ):
         self.path = path
+        self._redact = redact or (lambda text: text)
+        self.side = SideFile(side_path, max_binary_bytes) if side_path is not None else None
+        self._in_binary = False
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd: int | None = os.open(
             path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o640
         )
         self._start = time.monotonic()
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        # strict with a side file (what is not UTF-8 goes there), else U+FFFD in the cast
+        errors = "strict" if self.side is not None else "replace"
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors=errors)
         self._max = max_output_bytes
         self.output_bytes = 0  # output bytes recorded
         self.dropped_bytes = 0  # output bytes past the limit, counted only
@@ -61,9 +78,9 @@ class CastWriter:
             "timestamp": int(time.time()),
         }
         if command is not None:
-            header["command"] = command
+            header["command"] = self._redact(command)
         if title:
-            header["title"] = title
+            header["title"] = self._redact(title)
         if env:
             header["env"] = env
         if extra:
@@ -92,16 +109,41 @@ class CastWriter:
         """Record bytes the client received (stdout or stderr)."""
         if self._fd is None or not data:
             return
-        if self.stored_bytes >= self._max:
-            self.dropped_bytes += len(data)
+        text = None
+        if self.side is None and self.stored_bytes < self._max:
+            text = self._decoder.decode(data)  # errors="replace": no side file to go to
+        elif self.stored_bytes < self._max and b"\x00" not in data:
+            try:
+                text = self._decoder.decode(data)
+            except UnicodeDecodeError:
+                self._decoder.reset()
+        if text is None:
+            self._binary(data)
             return
+        if self._in_binary:
+            self._in_binary = False
+            self.marker("text output again")
         self.output_bytes += len(data)
-        text = self._decoder.decode(data)
         if text:
             self._event("o", text)
         if self.stored_bytes >= self._max:
             self._flush_decoder()
-            self.marker(f"recording limit of {self._max} bytes reached; further output not stored")
+            where = "goes to the side file" if self.side else "not stored"
+            self.marker(f"recording limit of {self._max} bytes reached; further output {where}")
+
+    def _binary(self, data: bytes) -> None:
+        side = self.side
+        if side is None:
+            self.dropped_bytes += len(data)
+            return
+        if not self._in_binary:
+            self._in_binary = True
+            self._flush_decoder()
+            side.open(data)
+            self.marker(f"binary output from byte {side.size} of {side.path.name}")
+        stored = side.write(data)
+        self.output_bytes += stored
+        self.dropped_bytes += len(data) - stored
 
     def input(self, data: bytes) -> None:
         if self._fd is not None and data:
@@ -113,10 +155,14 @@ class CastWriter:
 
     def marker(self, label: str) -> None:
         if self._fd is not None:
-            self._event("m", label)
+            self._event("m", self._redact(label))
 
     def _flush_decoder(self) -> None:
-        rest = self._decoder.decode(b"", final=True)
+        try:
+            rest = self._decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            rest = "\ufffd"  # a character cut short at the end of the text
+        self._decoder.reset()
         if rest:
             self._event("o", rest)
 
@@ -126,6 +172,9 @@ class CastWriter:
             return
         try:
             self._flush_decoder()
+            if self.side is not None and self.side.opened:
+                self.side.close()
+                self.marker(self.side.summary())
             if self.dropped_bytes:
                 self.marker(f"{self.dropped_bytes} bytes of output not stored (recording limit)")
             if note:
@@ -133,3 +182,66 @@ class CastWriter:
         finally:
             os.close(self._fd)
             self._fd = None
+
+
+class SideFile:
+    """Raw (or gzip) bytes of one channel's binary output, with size and sha256."""
+
+    def __init__(self, path: Path, limit: int):
+        self.base = path
+        self.path = path
+        self.limit = limit
+        self.size = 0  # bytes stored (before compression)
+        self.sha256 = hashlib.sha256()
+        self._fd: int | None = None
+        self._gzip: Any = None
+        self.opened = False
+
+    def open(self, first: bytes) -> None:
+        if self.opened:
+            return
+        self.opened = True
+        sample = first[:4096]
+        if len(zlib.compress(sample, 1)) < len(sample) // 2:
+            self._gzip = zlib.compressobj(1, zlib.DEFLATED, 31)
+            self.path = self.base.with_name(self.base.name + ".gz")
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640)
+
+    def write(self, data: bytes) -> int:
+        """Store what fits under the limit; returns how many bytes were stored."""
+        if self._fd is None:
+            return 0
+        room = self.limit - self.size
+        if room <= 0:
+            return 0
+        if len(data) > room:
+            data = data[:room]
+        self.sha256.update(data)
+        self.size += len(data)
+        out = self._gzip.compress(data) if self._gzip is not None else data
+        _write_all(self._fd, out)
+        return len(data)
+
+    def close(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            if self._gzip is not None:
+                _write_all(self._fd, self._gzip.flush())
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+    def summary(self) -> str:
+        kind = "gzip" if self._gzip is not None else "raw"
+        return (
+            f"binary output: {self.size} bytes in {self.path.name} ({kind}), "
+            f"sha256 {self.sha256.hexdigest()}"
+        )
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]

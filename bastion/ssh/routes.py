@@ -88,13 +88,20 @@ def make_flow(route: Route, adapter: SessionAdapter, request: ChannelRequest) ->
         width=term.width if term else 80,
         height=term.height if term else 24,
     )
+    masker = config.masking.for_session(
+        route.identity.user, route.identity.groups, route.target.name, route.login
+    )
     recorder = SessionRecorder(
         info,
         RecordingSettings(
-            config.recording.dir, config.recording.max_output_bytes, config.recording.record_input
+            config.recording.dir,
+            config.recording.max_output_bytes,
+            config.recording.record_input,
+            config.recording.max_binary_bytes,
         ),
         services.audit,
         services.store,
+        masker,
     )
     log = ContextLog(
         "bastion.session",
@@ -116,6 +123,7 @@ def make_flow(route: Route, adapter: SessionAdapter, request: ChannelRequest) ->
         env=forwardable_env(request.env),
         options={k: v for k, v in request.env.items() if is_bastion_option(k)},
         refusal=request.refusal,
+        masker=masker if config.masking.live else None,
     )
     where = f"{route.login}@{route.target.name}"
     if request.kind == "exec":
