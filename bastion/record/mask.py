@@ -16,8 +16,9 @@ and case-folding are ASCII only). Built-ins, on by default (``[masking] builtins
 - ``card-number``: 13-19 digit card numbers that pass the Luhn check.
 
 Speed: a window is searched only for the patterns whose literal anchors it contains
-(lower-cased), and windows of high-entropy bytes with no printable run long enough to
-hold a secret are skipped after one ``bytes.translate``. ``StreamMasker`` masks a stream
+(lower-cased), and windows of binary bytes with no run of ``MIN_SECRET_RUN`` text bytes
+are skipped after one ``bytes.translate`` (so a secret inside binary data is found only
+in a text run at least that long). ``StreamMasker`` masks a stream
 cut into arbitrary reads: a partial line that could still become a secret (it holds an
 anchor, a run of digits, or ends inside a word) is held back until its line ends, up to
 ``HOLD_BYTES``; an open private-key block is held until its end line (up to
@@ -50,10 +51,11 @@ STARS = b"****"
 HOLD_BYTES = 16 * 1024
 #: Longest private-key block held back before its end line.
 KEY_BLOCK_BYTES = 64 * 1024
-#: Shortest printable run that can hold a secret: windows without one are skipped.
-MIN_SECRET_RUN = 8
+#: Shortest run of text bytes searched for secrets: a window without one is skipped. Text
+#: has such runs everywhere; random bytes (compressed, encrypted) almost never do.
+MIN_SECRET_RUN = 16
 
-_PRINTABLE = bytes((1 if 32 <= i < 127 or i == 9 else 0) for i in range(256))
+_PRINTABLE = bytes((1 if 32 <= i < 127 or i in (9, 10, 13) else 0) for i in range(256))
 
 
 @dataclass(frozen=True)
@@ -265,18 +267,27 @@ def _stars(text: bytes) -> bytes:
     return re.sub(rb"[^\r\n]", b"*", text)
 
 
-_LINE_END = re.compile(rb"[\r\n]")
 _KEY_BEGIN = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
 _KEY_END = re.compile(rb"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
 
 
 class StreamMasker:
-    """Masks one stream read in arbitrary pieces; ``feed`` returns what may go out now."""
+    """Masks one stream read in arbitrary pieces; ``feed`` returns what may go out now.
+
+    A stream whose first bytes are a compressed or encrypted container's magic
+    (``is_compressed``) is not searched, except a piece that starts or ends with text
+    (``SAMPLE`` bytes of it): so ``cat backup.tar.gz`` costs nothing, while text written
+    after it (``cat a.gz app.env``) is still seen at the end of the output.
+    """
+
+    SAMPLE = 8
 
     def __init__(self, masker: Masker):
         self.masker = masker
         self._held = b""
         self._in_key = False  # swallowing an over-long private-key block
+        self._started = False
+        self._compressed = False
 
     @property
     def held(self) -> int:
@@ -285,6 +296,12 @@ class StreamMasker:
     def feed(self, data: bytes) -> bytes:
         if not self.masker:
             return data
+        if not self._started and data:
+            self._started = True
+            self._compressed = is_compressed(data[:16])
+        if self._compressed and not self._held and not self._in_key:
+            if not (_is_text(data[: self.SAMPLE]) or _is_text(data[-self.SAMPLE :])):
+                return data
         buf = self._held + data if self._held else data
         out: list[bytes] = []
         if self._in_key:
@@ -309,8 +326,7 @@ class StreamMasker:
 
     def _safe_cut(self, buf: bytes) -> int:
         """How much of ``buf`` can be masked and sent now."""
-        ends = [m.end() for m in _LINE_END.finditer(buf, max(0, len(buf) - HOLD_BYTES))]
-        cut = ends[-1] if ends else 0
+        cut = max(buf.rfind(b"\n"), buf.rfind(b"\r")) + 1
         if cut < len(buf):
             tail = buf[cut:]
             if not self.masker.may_continue(tail):
@@ -342,6 +358,10 @@ class StreamMasker:
             return b""
         self._in_key = False
         return buf[end.start() :]
+
+
+def _is_text(sample: bytes) -> bool:
+    return b"\x00" not in sample.translate(_PRINTABLE)
 
 
 def _line_start(buf: bytes, pos: int) -> int:

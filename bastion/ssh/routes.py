@@ -1,8 +1,9 @@
 """From an authenticated session channel to its flow: recorder, context, flow kind.
 
 A session channel on an inner (jump) or direct-mode connection goes to one target as
-one login. Its request picks the flow: ``exec`` runs one decided command; ``shell`` and
-subsystems are refused with a sentence until their flows exist. Every channel gets its
+one login. Its request picks the flow: ``exec`` runs one decided command; the ``sftp``
+subsystem is relayed request by request (``flows.sftp``); ``shell`` and other subsystems
+are refused with a sentence. Every channel gets its
 own recorder; variables the client set are split into the bastion's own options
 (``BASTION_*``) and the locale variables passed on to the target.
 """
@@ -18,6 +19,7 @@ from ..config import Target
 from ..flows.base import EXIT_DENIED, Flow, FlowContext
 from ..flows.exec import ExecFlow
 from ..flows.ports import ExitResult
+from ..flows.sftp import SftpFlow
 from ..identity import Identity
 from ..logs import ContextLog
 from ..record import RecordingSettings, SessionInfo, SessionRecorder
@@ -135,8 +137,10 @@ def make_flow(route: Route, adapter: SessionAdapter, request: ChannelRequest) ->
             "interactive shells are not available through this bastion yet; run one "
             f"command at a time: ssh -J <bastion> {where} 'COMMAND'",
         )
+    if request.subsystem == "sftp":
+        return SftpFlow(ctx)
     return RefusedFlow(
         ctx,
         "unsupported",
-        f"the {request.subsystem} subsystem is not available through this bastion yet",
+        f"the {request.subsystem} subsystem is not available through this bastion",
     )

@@ -130,3 +130,14 @@ def test_audit_log_strings_are_masked(tmp_path):
     log.write("decision", command="mysql -u root --password=hunter2", commands=["x TOKEN=abc"])
     record = json.loads((tmp_path / "audit.jsonl").read_text())
     assert "hunter2" not in json.dumps(record) and "abc" not in record["commands"][0]
+
+
+def test_compressed_stream_is_relayed_as_is_but_text_after_it_is_masked():
+    import gzip
+
+    body = gzip.compress(os.urandom(200_000), 1)
+    stream = StreamMasker(M)
+    out = b"".join(stream.feed(body[i : i + 32768]) for i in range(0, len(body), 32768))
+    assert out == body
+    tail = stream.feed(b"\nDB_PASSWORD=hunter2\n") + stream.flush()
+    assert tail == b"\nDB_PASSWORD=****\n"
