@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 
-import pytest
-
-from .conftest import LOGIN, make_client, start_bastion
+from .conftest import LOGIN, edit_config, make_client, start_bastion
 
 
 def _serve(home, timeout=20) -> subprocess.CompletedProcess:
@@ -24,21 +21,8 @@ def _serve(home, timeout=20) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture
-def home_copy(world, tmp_path):
-    home = tmp_path / "home"
-    shutil.copytree(
-        world.home, home, ignore=shutil.ignore_patterns("sessions", "*.jsonl", "state.db*", "*.log")
-    )
-    # stored target keys are referenced relative to the home, so the copy is complete
-    return home
-
-
 def _edit(home, old, new):
-    path = home / "policies.toml"
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new, 1))
+    edit_config(home, old, new)
 
 
 def test_syntax_error_names_file_and_line(home_copy):
