@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from ..errors import BastionError
 from ..storage import SessionRow
-from .audit import AuditLog
+from .audit import AuditLog, bounded
 from .cast import CastWriter, cast_path
 from .mask import Masker, StreamMasker
 
@@ -134,8 +134,8 @@ class SessionRecorder:
             target=info.target,
             login=info.login,
             kind=info.kind,
-            command=info.command,
             pty=info.term_type is not None,
+            **bounded(info.command),
             cast=str(self.path),
         )
 
@@ -151,7 +151,7 @@ class SessionRecorder:
             user=info.user,
             target=info.target,
             login=info.login,
-            command=extra.pop("command", info.command),
+            **bounded(extra.pop("command", info.command)),
             decision=action,
             rule=rule,
             reason=reason,
