@@ -13,7 +13,8 @@ and case-folding are ASCII only). Built-ins, on by default (``[masking] builtins
   and keys containing them, any case) after ``=`` or ``:``, quoted or not:
   ``DB_PASSWORD=hunter2`` becomes ``DB_PASSWORD=****``;
 - ``url-credentials``: the password in ``scheme://user:password@host``;
-- ``card-number``: 13-19 digit card numbers that pass the Luhn check.
+- ``card-number``: 13-19 digit card numbers (a brand's prefix: Visa, Mastercard, Amex,
+  Discover) that pass the Luhn check, standing alone (not inside a longer word or id).
 
 Speed: a window is searched only for the patterns whose literal anchors it contains
 (lower-cased), and windows of binary bytes with no run of ``MIN_SECRET_RUN`` text bytes
@@ -146,7 +147,12 @@ BUILTIN_MASKS: tuple[MaskRule, ...] = (
     ),
     MaskRule(
         "card-number",
-        re.compile(rb"(?<![0-9])[0-9](?:[ \-]?[0-9]){12,18}(?![0-9])"),
+        # a card brand's prefix (Visa, Mastercard, Amex, Discover), a standalone token:
+        # ids and timestamps inside other words (ansible-tmp-1796...-1184...) are not cards
+        re.compile(
+            rb"(?<![A-Za-z0-9_.\-])(?:4[0-9]|5[1-5]|2[2-7]|3[47]|6[05])(?:[ \-]?[0-9]){11,17}"
+            rb"(?![0-9A-Za-z_\-])"
+        ),
         replace=_card,
     ),
 )

@@ -161,3 +161,22 @@ def test_other_subsystems_are_refused(world):
     r = world.alice.ssh("-s", "-J", "bastion", f"{LOGIN}@web1", "netconf")
     assert r.returncode == 77
     assert b"netconf subsystem is not available" in r.stderr
+
+
+def test_links_and_metadata_changes_on_denied_paths_are_refused(world, tmp_path):
+    """Probes only: the /etc path does not exist, so a wrongly allowed chmod would say
+    "No such file" instead of "Permission denied" and change nothing."""
+    link, hard = tmp_path / "shadow-link", tmp_path / "shadow-hard"
+    probe = f"/etc/bastion-e2e-probe-{secrets.token_hex(4)}"
+    for line, made in (
+        (f"symlink /etc/shadow {link}\n", link),
+        (f"ln /etc/shadow {hard}\n", hard),
+        (f"chmod 777 {probe}\n", None),
+        (f"mkdir {probe}\n", Path(probe)),
+        (f"rm {probe}\n", None),
+    ):
+        r = _jump(world, line)
+        assert r.returncode != 0, line
+        assert b"Permission denied" in r.stderr, (line, r.stderr)
+        if made is not None:
+            assert not os.path.lexists(made), line
