@@ -7,11 +7,11 @@ chunks is kept whole).
 
 Binary and bulk output is not text a person reads, and JSON stores a NUL byte as six:
 a chunk that is not UTF-8 or holds a NUL, and any output once the events take
-``max_output_bytes`` of file, goes to a side file (``<cast>.bin``, or ``<cast>.bin.gz``
-when its first chunk compresses well) as raw bytes, 0640. An ``"m"`` marker says where
+``max_output_bytes`` of file, goes to a side file (``<session>.bin``, raw bytes, sparse
+where they are zeros, 0640). An ``"m"`` marker says where
 each binary run starts in the side file, and the closing marker gives its size and
 sha256, so ``asciinema cat`` still works and an investigator gets the bytes back
-(``cat``/``zcat`` of the side file). Past ``max_binary_bytes`` output is counted only.
+(``cat`` of the side file). Past ``max_binary_bytes`` output is counted only.
 Without a side file path (``side_path=None``) such output is counted, not stored.
 """
 
@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import time
-import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -184,31 +183,40 @@ class CastWriter:
             self._fd = None
 
 
+#: Side-file bytes gathered before they go to the worker thread.
+BATCH_BYTES = 1024 * 1024
+#: Blocks of zeros this large are left as holes in the (sparse) side file.
+HOLE_BYTES = 64 * 1024
+_ZEROS = bytes(HOLE_BYTES)
+
+
 class SideFile:
-    """Raw (or gzip) bytes of one channel's binary output, with size and sha256."""
+    """The raw bytes of one channel's binary output, with their size and sha256.
+
+    Stored as they came: compressed downloads (the usual binary) do not compress again,
+    and compressing costs more CPU than relaying. Runs of zeros become holes in a sparse
+    file, which read back as zeros and take no disk."""
 
     def __init__(self, path: Path, limit: int):
-        self.base = path
         self.path = path
         self.limit = limit
-        self.size = 0  # bytes stored (before compression)
+        self.size = 0  # bytes accepted
         self.sha256 = hashlib.sha256()
         self._fd: int | None = None
-        self._gzip: Any = None
+        self._offset = 0  # bytes handled by the worker
         self.opened = False
+        self._batch: list[bytes] = []
+        self._batched = 0
 
-    def open(self, first: bytes) -> None:
+    def open(self, first: bytes = b"") -> None:
         if self.opened:
             return
         self.opened = True
-        sample = first[:4096]
-        if len(zlib.compress(sample, 1)) < len(sample) // 2:
-            self._gzip = zlib.compressobj(1, zlib.DEFLATED, 31)
-            self.path = self.base.with_name(self.base.name + ".gz")
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
 
     def write(self, data: bytes) -> int:
-        """Store what fits under the limit; returns how many bytes were stored."""
+        """Store what fits under the limit; returns how many bytes were stored (hashed
+        and written a MiB at a time: a crash loses at most the last MiB)."""
         if self._fd is None:
             return 0
         room = self.limit - self.size
@@ -216,32 +224,50 @@ class SideFile:
             return 0
         if len(data) > room:
             data = data[:room]
-        self.sha256.update(data)
         self.size += len(data)
-        out = self._gzip.compress(data) if self._gzip is not None else data
-        _write_all(self._fd, out)
+        self._batch.append(data)
+        self._batched += len(data)
+        if self._batched >= BATCH_BYTES:
+            self._submit()
         return len(data)
+
+    def _submit(self) -> None:
+        """Hash and write the batch: a MiB at a time costs less than a call a packet."""
+        if not self._batch:
+            return
+        batch, self._batch, self._batched = self._batch, [], 0
+        self._work(b"".join(batch))
+
+    def _work(self, data: bytes) -> None:
+        if self._fd is None:
+            return
+        self.sha256.update(data)
+        view = memoryview(data)
+        for start in range(0, len(data), HOLE_BYTES):
+            block = view[start : start + HOLE_BYTES]
+            if len(block) == HOLE_BYTES and block == _ZEROS:
+                continue  # a hole: nothing written, reads back as zeros
+            _pwrite_all(self._fd, block, self._offset + start)
+        self._offset += len(data)
 
     def close(self) -> None:
         if self._fd is None:
             return
+        self._submit()
         try:
-            if self._gzip is not None:
-                _write_all(self._fd, self._gzip.flush())
+            os.ftruncate(self._fd, self._offset)  # a trailing hole still counts
         finally:
             os.close(self._fd)
             self._fd = None
 
     def summary(self) -> str:
-        kind = "gzip" if self._gzip is not None else "raw"
         return (
-            f"binary output: {self.size} bytes in {self.path.name} ({kind}), "
+            f"binary output: {self.size} bytes in {self.path.name}, "
             f"sha256 {self.sha256.hexdigest()}"
         )
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    while data:
+        written = os.pwrite(fd, data, offset)
+        data, offset = data[written:], offset + written

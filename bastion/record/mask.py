@@ -50,6 +50,9 @@ __all__ = [
 STARS = b"****"
 #: Longest partial line held back while it may still become a secret.
 HOLD_BYTES = 16 * 1024
+#: How far back from the end of a partial line a secret's start (a key word) is looked
+#: for: a secret value longer than this may go out in two pieces.
+CONTINUE_WINDOW = 1024
 #: Longest private-key block held back before its end line.
 KEY_BLOCK_BYTES = 64 * 1024
 #: Shortest run of text bytes searched for secrets: a window without one is skipped. Text
@@ -227,9 +230,9 @@ class Masker:
 
     def may_continue(self, tail: bytes) -> bool:
         """Whether a partial line could still grow into a secret (then it is held)."""
-        if not tail:
-            return False
-        low = tail.lower()
+        if not tail or not _PRINTABLE[tail[-1]]:
+            return False  # a secret is text: one still growing ends with a text byte
+        low = tail[-CONTINUE_WINDOW:].lower()
         if any(a in low for a in self._anchors):
             return True
         if self._always and re.search(rb"[0-9]{4}", tail[-40:]):
@@ -239,6 +242,10 @@ class Masker:
 
 
 def _has_printable_run(data: bytes) -> bool:
+    # Every 8th byte first: a run of 16 text bytes holds two neighbouring samples, so
+    # when no two neighbours are text (zeros, most binary) there is no such run.
+    if b"\x01\x01" not in data[:: MIN_SECRET_RUN // 2].translate(_PRINTABLE):
+        return False
     return b"\x01" * MIN_SECRET_RUN in data.translate(_PRINTABLE)
 
 
@@ -339,7 +346,7 @@ class StreamMasker:
                 cut = len(buf)
             elif len(tail) > HOLD_BYTES and not _word_at(buf, len(buf) - HOLD_BYTES // 2):
                 cut = len(buf) - HOLD_BYTES // 2
-        if b"-----BEGIN" in buf:
+        if b"-" in buf and b"-----BEGIN" in buf:
             # a private-key block goes out whole: hold from its first line to its end
             for match in _KEY_BEGIN.finditer(buf, 0, cut + 64):
                 if match.start() >= cut:

@@ -180,3 +180,37 @@ def test_links_and_metadata_changes_on_denied_paths_are_refused(world, tmp_path)
         assert b"Permission denied" in r.stderr, (line, r.stderr)
         if made is not None:
             assert not os.path.lexists(made), line
+
+
+def test_asyncssh_sftp_client_through_a_tunnel(world, tmp_path):
+    import asyncio
+
+    import asyncssh
+
+    key = asyncssh.read_private_key(str(world.alice.key))
+    cert = asyncssh.read_certificate(str(world.alice.key) + "-cert.pub")
+    known = asyncssh.import_known_hosts(
+        f"@cert-authority * {(world.home / 'keys' / 'host_ca.pub').read_text()}"
+    )
+    args = {"client_keys": [(key, cert)], "known_hosts": known, "agent_path": None}
+    src = tmp_path / "a.bin"
+    src.write_bytes(os.urandom(3_000_000))
+
+    async def run() -> bytes:
+        async with asyncssh.connect(
+            "127.0.0.1", world.bastion.port, username="alice", config=None, **args
+        ) as outer:
+            async with asyncssh.connect(
+                "web1", tunnel=outer, username=LOGIN, config=None, **args
+            ) as inner:
+                async with inner.start_sftp_client() as sftp:
+                    await sftp.put(str(src), str(tmp_path / "b.bin"))
+                    await sftp.get(str(tmp_path / "b.bin"), str(tmp_path / "c.bin"))
+                    try:
+                        await sftp.get("/etc/shadow", str(tmp_path / "shadow"))
+                    except asyncssh.SFTPPermissionDenied:
+                        return b"denied"
+                    return b"read"
+
+    assert asyncio.run(run()) == b"denied"
+    assert (tmp_path / "c.bin").read_bytes() == src.read_bytes()
