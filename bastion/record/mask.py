@@ -235,10 +235,14 @@ class Masker:
         low = tail[-CONTINUE_WINDOW:].lower()
         if any(a in low for a in self._anchors):
             return True
-        if self._always and re.search(rb"[0-9]{4}", tail[-40:]):
-            return True  # the start of a number (card numbers, custom masks)
+        if self._always and _CARD_START.search(tail[-40:]):
+            return True  # may be the start of a card number
         last = tail[-1:]
         return last.isalnum() or last in b"_-=+/.:%@'\"\\"
+
+
+#: A partial line ending in what may still become a card number (brand prefix, digits).
+_CARD_START = re.compile(rb"(?<![A-Za-z0-9_.\-])[2-6][0-9]{0,3}(?:[ \-]?[0-9]){0,15}[ \-]?$")
 
 
 def _has_printable_run(data: bytes) -> bool:
@@ -287,6 +291,9 @@ _KEY_END = re.compile(rb"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
 class StreamMasker:
     """Masks one stream read in arbitrary pieces; ``feed`` returns what may go out now.
 
+    Pieces with a NUL byte (binary, length-framed data such as a tar stream) are
+    masked with the same length, so their framing survives.
+
     A stream whose first bytes are a compressed or encrypted container's magic
     (``is_compressed``) is not searched, except a piece that starts or ends with text
     (``SAMPLE`` bytes of it): so ``cat backup.tar.gz`` costs nothing, while text written
@@ -325,7 +332,7 @@ class StreamMasker:
         cut = self._safe_cut(buf)
         self._held = buf[cut:]
         if cut:
-            out.append(self.masker.mask(buf[:cut]))
+            out.append(self._mask(buf[:cut]))
         if len(self._held) > KEY_BLOCK_BYTES:
             out.append(self._force(self._held))
         return b"".join(out)
@@ -335,7 +342,12 @@ class StreamMasker:
         held, self._held = self._held, b""
         if self._in_key:
             return b""
-        return self.masker.mask(held) if held else b""
+        return self._mask(held) if held else b""
+
+    def _mask(self, data: bytes) -> bytes:
+        # Binary data (a NUL byte) is framed by lengths (tar, SFTP, archives): keep
+        # every length by masking byte for byte, so the stream stays readable.
+        return self.masker.mask(data, same_length=b"\x00" in data)
 
     def _safe_cut(self, buf: bytes) -> int:
         """How much of ``buf`` can be masked and sent now."""
@@ -361,7 +373,7 @@ class StreamMasker:
         self._held = b""
         match = _KEY_BEGIN.search(held)
         if match is None:
-            return self.masker.mask(held)
+            return self._mask(held)
         self._in_key = True
         return self.masker.mask(held[: match.end()]) + b"\n" + STARS + b"\n"
 

@@ -6,14 +6,17 @@ audited ``forward`` event, the client sees "administratively prohibited") unless
 certificate permits port forwarding and a ``[[forwards]]`` rule allows the identity that
 host and port, and never to a target's own SSH address. An allowed forward is a
 ``ForwardSession``: the bastion opens the TCP connection itself and relays both ways with
-back-pressure; the audit event at its end has the bytes each way.
+back-pressure; the audit event at its end has the bytes each way. The destination name is
+resolved once, and refused when an address is a target's SSH address (a name that
+points at a target is no way around ``ssh -J``); the checked address is the one used.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncssh
@@ -24,7 +27,7 @@ from ..identity import Identity
 from ..record import AuditLog
 from .validate import clip
 
-__all__ = ["ForwardSession", "forward_refusal"]
+__all__ = ["ForwardSession", "forward_refusal", "target_addresses"]
 
 log = logging.getLogger("bastion.forward")
 CONNECT_TIMEOUT = 10.0
@@ -45,6 +48,19 @@ def forward_refusal(config: Config, identity: Identity, host: str, port: int) ->
             "",
         )
     return "", rule.id
+
+
+async def target_addresses(config: Config) -> set[tuple[str, int]]:
+    """Every (address, port) where a target's sshd listens, as this host resolves them."""
+    loop = asyncio.get_running_loop()
+    found: set[tuple[str, int]] = set()
+    for target in config.targets.values():
+        try:
+            infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+        except OSError:
+            continue
+        found.update((str(info[4][0]), target.port) for info in infos)
+    return found
 
 
 class _TcpSide(asyncio.Protocol):
@@ -109,8 +125,10 @@ class ForwardSession(asyncssh.SSHTCPSession[bytes]):
         who: dict[str, Any],
         audit: AuditLog,
         on_close: Callable[[], None] | None = None,
+        forbidden: Callable[[], Awaitable[set[tuple[str, int]]]] | None = None,
     ):
         self.host, self.port, self.rule = host, port, rule
+        self.forbidden = forbidden
         self.on_close = on_close
         self.who = who
         self.audit = audit
@@ -132,8 +150,11 @@ class ForwardSession(asyncssh.SSHTCPSession[bytes]):
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
         try:
+            address = await asyncio.wait_for(self._address(), CONNECT_TIMEOUT)
+            if address is None:
+                return
             _, tcp = await asyncio.wait_for(
-                loop.create_connection(lambda: _TcpSide(self), self.host, self.port),
+                loop.create_connection(lambda: _TcpSide(self), address, self.port),
                 CONNECT_TIMEOUT,
             )
         except (OSError, TimeoutError) as exc:
@@ -151,6 +172,24 @@ class ForwardSession(asyncssh.SSHTCPSession[bytes]):
         self._waiting = []
         if self._client_eof and tcp.transport.can_write_eof():
             tcp.transport.write_eof()
+
+    async def _address(self) -> str | None:
+        """The address to connect to, resolved once and checked: a name that resolves
+        to a target's SSH address is refused (and the checked address is the one used)."""
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            self.host, self.port, type=socket.SOCK_STREAM
+        )
+        addresses = [str(info[4][0]) for info in infos]
+        if not addresses:
+            raise OSError(f"{clip(self.host, 64)} has no address")
+        forbidden = await self.forbidden() if self.forbidden is not None else set()
+        for address in addresses:
+            if (address, self.port) in forbidden:
+                why = f"{self.dest} is a target's SSH address ({address}): use ssh -J"
+                self.audit.write("forward", **self.who, result="refused", reason=why)
+                self.close(why)
+                return None
+        return addresses[0]
 
     @property
     def dest(self) -> str:

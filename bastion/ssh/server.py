@@ -45,7 +45,7 @@ from .adapter import SessionAdapter
 from .certs import TrustedCA, issue_host_cert, verify_user_cert
 from .channel import BastionServerChannel
 from .control import RESERVED_USERS, ControlSession
-from .forward import ForwardSession, forward_refusal
+from .forward import ForwardSession, forward_refusal, target_addresses
 from .routes import Route, make_flow
 from .transport import CoalescingTransport
 from .tuning import MAX_PKTSIZE, WINDOW, common_options
@@ -472,7 +472,15 @@ class BastionServer(asyncssh.SSHServer):
         def closed() -> None:
             self.channels -= 1
 
-        return ForwardSession(dest_host, dest_port, rule, who, self.services.audit, closed)
+        return ForwardSession(
+            dest_host,
+            dest_port,
+            rule,
+            who,
+            self.services.audit,
+            closed,
+            lambda: target_addresses(config),
+        )
 
     def _jump_refusal(self, target: Target) -> str:
         """Why this identity may not jump to ``target`` now ("" if it may)."""

@@ -25,7 +25,7 @@ RULE = """
 [[forwards]]
 id = "e2e-echo"
 groups = ["fwd"]
-to = ["127.0.0.2:*"]
+to = ["127.0.0.2:*", "localhost:*"]
 """
 
 
@@ -170,3 +170,13 @@ def test_agent_forwarding_never_reaches_the_target(fwd, tmp_path):
     finally:
         agent.terminate()
         agent.wait(5)
+
+
+def test_a_name_resolving_to_a_targets_ssh_address_is_refused(fwd, world):
+    """localhost is allowed by the rule, but resolves to the target's sshd address."""
+    home, carol, _, _ = fwd
+    r = carol.ssh("-W", f"localhost:{world.sshd.port}", "bastion", input=b"", timeout=30)
+    assert b"SSH-2.0" not in r.stdout
+    time.sleep(0.3)
+    refused = [e for e in _audit(home) if e["event"] == "forward" and e.get("result") == "refused"]
+    assert any("target's SSH address" in e["reason"] for e in refused), refused

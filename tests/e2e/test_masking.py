@@ -122,3 +122,32 @@ def test_zeros_are_holes_in_a_sparse_side_file(world, tmp_path):
     side = cast.with_suffix(".bin")
     assert side.read_bytes() == path.read_bytes()
     assert side.stat().st_blocks * 512 < 1024 * 1024  # the zeros take no disk
+
+
+def test_a_held_partial_line_goes_out_when_the_stream_is_quiet(world):
+    """A prompt that may start a secret is held back, then sent once the command goes
+    quiet, so a program waiting for an answer never waits for ever."""
+    import select
+    import time
+
+    cmd = ["ssh", "-F", str(world.alice.config), "-J", "bastion", f"{LOGIN}@web1"]
+    proc = subprocess.Popen(
+        [*cmd, "printf 'API_TOKEN prompt: '; read answer; echo \"got $answer\""],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        seen, deadline = b"", time.monotonic() + 20
+        while b"prompt: " not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+            if ready:
+                seen += os.read(proc.stdout.fileno(), 1024)
+        assert seen == b"API_TOKEN prompt: "  # arrived while the command still waits
+        proc.stdin.write(b"yes\n")
+        proc.stdin.close()
+        assert proc.stdout.read() == b"got yes\n"
+        assert proc.wait(20) == 0
+    finally:
+        proc.kill()

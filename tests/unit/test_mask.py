@@ -144,3 +144,24 @@ def test_compressed_stream_is_relayed_as_is_but_text_after_it_is_masked():
     assert out == body
     tail = stream.feed(b"\nDB_PASSWORD=hunter2\n") + stream.flush()
     assert tail == b"\nDB_PASSWORD=****\n"
+
+
+def test_binary_framed_stream_keeps_its_length():
+    """A tar member holding a secret: masked byte for byte, the archive stays valid."""
+    import io
+    import tarfile
+
+    body = b"DB_PASSWORD=hunter2\n"
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        info = tarfile.TarInfo("app.env")
+        info.size = len(body)
+        tar.addfile(info, io.BytesIO(body))
+    raw = out.getvalue()
+    stream = StreamMasker(M)
+    masked = b"".join(stream.feed(raw[i : i + 700]) for i in range(0, len(raw), 700))
+    masked += stream.flush()
+    assert len(masked) == len(raw) and b"hunter2" not in masked
+    with tarfile.open(fileobj=io.BytesIO(masked)) as tar:
+        member = tar.extractfile("app.env")
+        assert member is not None and member.read() == b"DB_PASSWORD=*******\n"
