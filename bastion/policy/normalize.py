@@ -47,7 +47,7 @@ from .shparse import SimpleCommand, parse
 from .sql import shell_escapes
 from .tools import ToolReadings, kill_tag
 from .unknown import BUILTINS, NOT_WRAPPERS, SHORT_NAMES, TRIGGERS
-from .words import DYN, FOUND, SOME, ShellSyntaxError, Word
+from .words import DYN, FOUND, SOME, AnalysisTimeout, ShellSyntaxError, Word
 from .wrappers import INTERPRETERS, KNOWN_PROGRAMS, SHELLS, SQL_CLIENTS, WRAPPERS
 
 __all__ = ["Command", "UNKNOWN_TAGS", "ALLOWABLE_TAGS", "normalize", "resolve_path"]
@@ -329,7 +329,7 @@ class Normalizer(ToolReadings):
         """Time left for nested parses; the whole analysis shares one deadline."""
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise ShellSyntaxError("analysis took too long")
+            raise AnalysisTimeout("analysis took too long")
         return left
 
     def run(self, cmds: list[SimpleCommand], via: str = "", depth: int = 0) -> None:

@@ -27,7 +27,7 @@ import re
 import time
 
 from .shlexer import MAX_COMMANDS, MAX_DEPTH, META, Lexer, Redirect, SimpleCommand
-from .words import ShellSyntaxError, Word
+from .words import AnalysisTimeout, ShellSyntaxError, Word
 
 __all__ = ["Redirect", "SimpleCommand", "parse", "ShellSyntaxError", "MAX_DEPTH", "MAX_COMMANDS"]
 
@@ -62,7 +62,7 @@ class _Parser(Lexer):
         """Read commands until one of ``stops`` (consumed) or the end; return the stop."""
         while True:
             if time.monotonic() > self.deadline:
-                raise ShellSyntaxError("parse took too long")
+                raise AnalysisTimeout("parse took too long")
             op = self.peek_op()
             if op == "EOF":
                 if stops - {"esac"} or self.pending_cmd:
@@ -355,7 +355,7 @@ class _Parser(Lexer):
             if op is not None:
                 break
             if len(cmd.words) & 255 == 255 and time.monotonic() > self.deadline:
-                raise ShellSyntaxError("parse took too long")
+                raise AnalysisTimeout("parse took too long")
             red = self.read_redirect()
             if red is not None:
                 cmd.redirects.append(red)

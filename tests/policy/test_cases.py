@@ -3,10 +3,14 @@
 import pytest
 
 from bastion.policy import decide
+from bastion.policy.cases import load_cases
 
-from .cases import EVERYDAY, REVIEW_BY_DESIGN, destructive_cases
+from .conftest import ROOT
 
-DESTRUCTIVE = destructive_cases()
+CASES = ROOT / "bastion" / "data" / "cases"
+DESTRUCTIVE = load_cases([CASES / "destructive.cases"])
+EVERYDAY = load_cases([CASES / "everyday.cases"])
+REVIEW = load_cases([CASES / "review.cases"])
 
 
 def _decide(policy, command):
@@ -16,28 +20,36 @@ def _decide(policy, command):
 
 
 def test_table_sizes():
-    assert len(DESTRUCTIVE) >= 200
-    assert len(EVERYDAY) >= 300
+    assert len(DESTRUCTIVE) >= 2900
+    assert len(EVERYDAY) >= 1200
 
 
-@pytest.mark.parametrize("command", DESTRUCTIVE)
-def test_destructive_never_allowed(shipped, command):
-    d = _decide(shipped, command)
-    assert d.action in ("deny", "review"), d.reason
-    assert d.rule and d.reason
+def _check(policy, case):
+    d, ok = case.run(policy)
+    want = f"{case.expect} ({case.rule})"
+    assert ok, f"{case.name}: {case.command!r}: expected {want}, got {d.reason}"
 
 
-def test_everyday_allowed(shipped):
-    held = [
-        (c, _decide(shipped, c).reason) for c in EVERYDAY if _decide(shipped, c).action != "allow"
-    ]
-    assert len(held) <= len(EVERYDAY) * 0.02, held
+@pytest.mark.parametrize("case", DESTRUCTIVE, ids=lambda c: c.name)
+def test_destructive(shipped, case):
+    """Never allowed, and held or denied by the rule the row names."""
+    assert case.expect != "allow" and case.rule
+    _check(shipped, case)
 
 
-@pytest.mark.parametrize("command", REVIEW_BY_DESIGN)
-def test_review_by_design(shipped, command):
-    d = _decide(shipped, command)
-    assert d.action == "review", d.reason
+@pytest.mark.parametrize("case", EVERYDAY, ids=lambda c: c.name)
+def test_everyday(shipped, case):
+    _check(shipped, case)
+
+
+def test_everyday_mostly_allowed():
+    assert sum(c.expect == "allow" for c in EVERYDAY) >= 0.98 * len(EVERYDAY)
+
+
+@pytest.mark.parametrize("case", REVIEW, ids=lambda c: c.name)
+def test_review_by_design(shipped, case):
+    assert case.expect == "review"
+    _check(shipped, case)
 
 
 @pytest.mark.parametrize(

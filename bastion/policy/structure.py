@@ -1,0 +1,141 @@
+"""The structure check: bash's own parser confirms that it reads the commands we read.
+
+Our reader (``shparse``) can misread bash (the red team found misreads in ANSI-C quoting,
+here-documents, quotes inside ``${...}``, backticks in double quotes, ...). A misread
+must not be exploitable, so for every input a simple word scanner cannot vouch for
+(``needs_structure_check``) bash itself parses it, never executing it: the text goes to
+``bash --pretty-print`` on standard input (with ``-c`` bash would RUN it), in an empty
+environment (no ``BASH_ENV``), bounded in time. Bash prints the program as it read it:
+here-documents, line continuations, ANSI-C quoting, comments and compound commands
+come back in one canonical spelling. Our reader then reads that canonical text, and
+every command in it must be one we found in the original: a command only bash's reading
+holds is a disagreement, and the input gets on_unknown. So does any input bash cannot
+parse (bash -c would run the commands before the syntax error), a time-out (never
+cached) and a bash that cannot pretty-print (older than 5.2, or missing).
+
+Limits: bash keeps the text of command substitutions and of words inside quotes as
+written, so a misread confined to the inside of one word is compared with itself; the
+differential tests (tests/policy/test_differential.py) hunt for those against bash's
+reading, and each one found is fixed in the reader and becomes a table row. The check
+costs one bash process (about 1.3 ms) per input the scanner cannot vouch for; results are
+cached with the analysis, by exact bytes.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+
+from .normalize import Command, normalize
+from .shparse import parse
+from .words import AnalysisTimeout, ShellSyntaxError
+
+__all__ = ["StructureCheck", "StructureResult", "needs_structure_check", "bash_reading"]
+
+#: Inputs made of words of plain characters, single-quoted strings, double-quoted
+#: strings of plain characters and simple ``$NAME``/``${NAME}`` references, separated by
+#: blanks and the operators ``; & | && || < > >> 2>&1``: a language two readers cannot
+#: read differently (a property test checks it against bash), so bash is not asked.
+_PLAIN_CH = r"[A-Za-z0-9_./:=,@%+*?~^\[\]-]"
+_VAR = r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\}|[0-9?$#@*!])"
+_DQ_CH = r"[A-Za-z0-9_./:=,@%+*?~^\[\]{}()<>|&;#' \t-]"
+_TOKEN = (
+    rf"(?:{_PLAIN_CH}++|'[^']*+'|\"(?:{_DQ_CH}++|{_VAR})*+\"|{_VAR}"
+    r"|[ \t]++|;|&&|\|\||\||&|[0-9]?>>?|[0-9]?<|2>&1|>&2)"
+)
+_SIMPLE = re.compile(rf"(?:{_TOKEN})*+")  # possessive: linear, never backtracks
+_RESERVED = re.compile(
+    r"(?:^|[;&|]\s*|\s)(?:if|then|else|elif|fi|case|esac|for|select|while|until|do|done"
+    r"|function|coproc|time|\[\[|\]\]|\{|\}|!)(?=$|[\s;&|])"
+)
+
+
+def needs_structure_check(src: str) -> bool:
+    """False when ``src`` is in the plain word language (see above), where our reading
+    and bash's cannot differ; True for everything else."""
+    if len(src) > 4096 or "\n" in src or "<<" in src or "<>" in src:
+        return True
+    if not _SIMPLE.fullmatch(src):
+        return True
+    return bool(_RESERVED.search(src))
+
+
+@dataclass(frozen=True)
+class StructureResult:
+    """Empty ``failure``: bash reads no command we did not. Otherwise why not."""
+
+    failure: str = ""
+    timed_out: bool = False
+
+
+def bash_reading(bash: str, src: str, timeout: float) -> tuple[int, str]:
+    """(status, canonical text) of bash parsing ``src`` without executing it.
+
+    Status 0: parsed; 2: syntax error; -1: timed out; -2: bash could not be started.
+    The script goes on stdin: ``--pretty-print`` only parses when it reads a file or
+    stdin (with ``-c`` it EXECUTES the string)."""
+    try:
+        out = subprocess.run(
+            [bash, "--norc", "--noprofile", "--pretty-print"],
+            input=src.encode("utf-8", "surrogateescape"),
+            capture_output=True,
+            timeout=timeout,
+            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"},
+            cwd="/",
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return -1, ""
+    except OSError:
+        return -2, ""
+    return (0 if out.returncode == 0 else 2), out.stdout.decode("utf-8", "surrogateescape")
+
+
+class StructureCheck:
+    """Asks bash to read an input and compares its reading with ours."""
+
+    def __init__(self, bash: str, timeout: float):
+        self.bash = bash
+        self.timeout = timeout
+        self._usable: bool | None = None
+
+    def usable(self) -> bool:
+        """Whether this bash parses without executing (bash >= 5.2 ``--pretty-print``).
+        Probed once: the probe would print its own text back if it were executed."""
+        if self._usable is None:
+            probe = "echo bastion-probe-$((6*7))\n"
+            status, text = bash_reading(self.bash, probe, max(self.timeout, 2.0))
+            self._usable = status == 0 and "$((6*7))" in text and "42" not in text
+        return self._usable
+
+    def confirm(self, src: str, ours: list[Command], trust: bool) -> StructureResult:
+        """Whether bash's reading of ``src`` holds only commands in ``ours``."""
+        if not self.usable():
+            return StructureResult(
+                f"cannot confirm how bash reads it ({self.bash} >= 5.2 with --pretty-print "
+                "is needed)"
+            )
+        start = time.monotonic()
+        status, canonical = bash_reading(self.bash, src, self.timeout)
+        if status == -1:
+            return StructureResult("cannot parse: bash took too long to read it", True)
+        if status != 0:
+            return StructureResult("bash cannot parse it (a syntax error)")
+        left = max(self.timeout - (time.monotonic() - start), 0.05)
+        try:
+            theirs = normalize(parse(canonical, left, trust=trust), None, left, trust=trust)
+        except AnalysisTimeout:
+            return StructureResult("cannot parse: analysis took too long", True)
+        except (ShellSyntaxError, RecursionError):
+            return StructureResult("bash reads it differently (its reading is unreadable here)")
+        seen = {_key(c) for c in ours}
+        for c in theirs:
+            if _key(c) not in seen:
+                return StructureResult(f"bash reads it differently: it would run {c.rendered!r}")
+        return StructureResult()
+
+
+def _key(cmd: Command) -> tuple[str, tuple[str, ...]]:
+    return cmd.program, tuple(w.value for w in cmd.words)
