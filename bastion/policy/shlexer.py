@@ -276,8 +276,8 @@ class Lexer:
             c = s[self.i]
             if stop and c in stop:
                 break
-            if c in meta:
-                if c in "<>" and s.startswith("(", self.i + 1) and not chars:
+            if c in meta or (self.cond and c in "<>"):  # [[ -n <(cmd) ]] runs cmd
+                if c in "<>" and s.startswith("(", self.i + 1) and (not chars or self.cond):
                     self.i += 2
                     self.substitution(")", "process substitution")
                     chars.append(DYN)
@@ -288,7 +288,8 @@ class Lexer:
                 if c == "(" and chars and chars[-1] in "@!+*?" and mask[-1] == "u":
                     self.extglob(chars, mask)
                     continue
-                break
+                if c in meta:
+                    break
             if c == "\\":
                 nxt = s[self.i + 1 : self.i + 2]
                 if nxt == "\n":
@@ -485,6 +486,8 @@ class Lexer:
                 if depth == 0:
                     return i if s.startswith("))", i) else None
                 depth -= 1
+            elif c == "\\":
+                i += 1  # an escaped character: \' is not a quote
             elif c in "'\"":
                 end = s.find(c, i + 1)
                 if end < 0:

@@ -57,6 +57,26 @@ _SEPARATORS = {";", "&", "&&", "||", "\n", ";;", ";&", ";;&", "|", "|&"}
 class _Parser(Lexer):
     """The grammar: lists, pipelines, compound commands, functions, case, assignments."""
 
+    def assignment_end(self) -> int | None:
+        """End of ``NAME=`` (or ``NAME[i]+=``) at the cursor, else None. Line
+        continuations inside it are removed first, as bash does (``A\\<newline>B=1 cmd``
+        assigns AB)."""
+        m = _ASSIGN.match(self.s, self.i)
+        if m:
+            return m.end()
+        if "\\\n" not in self.s[self.i : self.i + 256]:
+            return None
+        kept: list[int] = []  # source index of each character kept
+        j = self.i
+        while j < self.n and len(kept) < 256:
+            if self.s.startswith("\\\n", j):
+                j += 2
+                continue
+            kept.append(j)
+            j += 1
+        m = _ASSIGN.match("".join(self.s[k] for k in kept))
+        return kept[m.end() - 1] + 1 if m else None
+
     # ---- grammar ------------------------------------------------------------------
     def parse_list(self, stops: frozenset[str]) -> str:
         """Read commands until one of ``stops`` (consumed) or the end; return the stop."""
@@ -362,10 +382,11 @@ class _Parser(Lexer):
                 continue
             start = self.i
             if not cmd.words:
-                m = _ASSIGN.match(self.s, self.i)
-                if m:
-                    name = m.group().split("[")[0].rstrip("+=")
-                    self.i = m.end()
+                m_end = self.assignment_end()
+                if m_end is not None:
+                    head = self.s[self.i : m_end].replace("\\\n", "")
+                    name = head.split("[")[0].rstrip("+=")
+                    self.i = m_end
                     if self.s.startswith("(", self.i):  # array assignment
                         self.array()
                         cmd.assigns.append((name, Word("", self.s[start : self.i], True)))

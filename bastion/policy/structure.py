@@ -34,20 +34,26 @@ from .words import AnalysisTimeout, ShellSyntaxError
 
 __all__ = ["StructureCheck", "StructureResult", "needs_structure_check", "bash_reading"]
 
-#: Inputs made of words of plain characters, single-quoted strings, double-quoted
-#: strings of plain characters and simple ``$NAME``/``${NAME}`` references, separated by
-#: blanks and the operators ``; & | && || < > >> 2>&1``: a language two readers cannot
-#: read differently (a property test checks it against bash), so bash is not asked.
+#: Inputs made of words of plain characters (braces and ``\\X`` escapes included),
+#: single-quoted strings, double-quoted strings of plain characters, simple
+#: ``$NAME``/``${NAME}`` references and ``$(...)`` of plain words (no nesting, no quotes),
+#: separated by blanks and the operators ``; & | && || < > >> 2>&1``, with no reserved
+#: word: a language two readers cannot read differently (a property test checks it
+#: against bash's reading), so bash is not asked.
 _PLAIN_CH = r"[A-Za-z0-9_./:=,@%+*?~^\[\]-]"
 _VAR = r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\}|[0-9?$#@*!])"
 _DQ_CH = r"[A-Za-z0-9_./:=,@%+*?~^\[\]{}()<>|&;#' \t-]"
+_ESC = r"\\[A-Za-z0-9_./:=,@%+*?~^;{}-]"
+_SUBST = rf"\$\((?:{_PLAIN_CH}|[ \t|{{}}]|{_VAR})*+\)"  # $(date +%F): no nesting, no quotes
 _TOKEN = (
-    rf"(?:{_PLAIN_CH}++|'[^']*+'|\"(?:{_DQ_CH}++|{_VAR})*+\"|{_VAR}"
+    rf"(?:{_PLAIN_CH}++|[{{}}]|{_ESC}|'[^']*+'|\"(?:{_DQ_CH}++|{_VAR}|{_SUBST})*+\"|{_VAR}|{_SUBST}"
     r"|[ \t]++|;|&&|\|\||\||&|[0-9]?>>?|[0-9]?<|2>&1|>&2)"
 )
 _SIMPLE = re.compile(rf"(?:{_TOKEN})*+")  # possessive: linear, never backtracks
+#: A redirection with no word after it (``> 2>&1``, ``> |``, ``<`` at the end).
+_BAD_REDIRECT = re.compile(r"(?>>>|>&|&>|[<>])[ \t]*(?=$|[<>&;|]|[0-9]+[<>])")
 _RESERVED = re.compile(
-    r"(?:^|[;&|]\s*|\s)(?:if|then|else|elif|fi|case|esac|for|select|while|until|do|done"
+    r"(?:^|[;&|]\s*|\s)(?:if|then|else|elif|fi|case|esac|for|select|while|until|do|done|in"
     r"|function|coproc|time|\[\[|\]\]|\{|\}|!)(?=$|[\s;&|])"
 )
 
@@ -57,7 +63,7 @@ def needs_structure_check(src: str) -> bool:
     and bash's cannot differ; True for everything else."""
     if len(src) > 4096 or "\n" in src or "<<" in src or "<>" in src:
         return True
-    if not _SIMPLE.fullmatch(src):
+    if not _SIMPLE.fullmatch(src) or _BAD_REDIRECT.search(src):
         return True
     return bool(_RESERVED.search(src))
 
@@ -132,7 +138,7 @@ class StructureCheck:
             return StructureResult("bash reads it differently (its reading is unreadable here)")
         seen = {_key(c) for c in ours}
         for c in theirs:
-            if _key(c) not in seen:
+            if (c.program or c.words) and _key(c) not in seen:
                 return StructureResult(f"bash reads it differently: it would run {c.rendered!r}")
         return StructureResult()
 
