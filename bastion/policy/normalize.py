@@ -63,6 +63,7 @@ UNKNOWN_TAGS = frozenset(
         "interpreter-code",
         "source",
         "arith-substitution",
+        "arith-runtime",
         "history-expansion",
         "dynamic-code",
         "too-deep",

@@ -45,6 +45,7 @@ KNOWN_TAGS = frozenset(
         "interpreter-code",
         "source",
         "arith-substitution",
+        "arith-runtime",
         "history-expansion",
         "dynamic-code",
         "too-deep",

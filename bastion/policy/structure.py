@@ -23,8 +23,12 @@ cached with the analysis, by exact bytes.
 
 from __future__ import annotations
 
+import os
 import re
+import select
+import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 
@@ -50,6 +54,8 @@ _TOKEN = (
     r"|[ \t]++|;|&&|\|\||\||&|[0-9]?>>?|[0-9]?<|2>&1|>&2)"
 )
 _SIMPLE = re.compile(rf"(?:{_TOKEN})*+")  # possessive: linear, never backtracks
+#: An expansion inside brackets: an array subscript, evaluated (and run) by bash.
+_SUBSCRIPT = re.compile(r"\[[^\]]*[$`]")
 #: A redirection with no word after it (``> 2>&1``, ``> |``, ``<`` at the end).
 _BAD_REDIRECT = re.compile(r"(?>>>|>&|&>|[<>])[ \t]*(?=$|[<>&;|]|[0-9]+[<>])")
 _RESERVED = re.compile(
@@ -63,7 +69,7 @@ def needs_structure_check(src: str) -> bool:
     and bash's cannot differ; True for everything else."""
     if len(src) > 4096 or "\n" in src or "<<" in src or "<>" in src:
         return True
-    if not _SIMPLE.fullmatch(src) or _BAD_REDIRECT.search(src):
+    if not _SIMPLE.fullmatch(src) or _BAD_REDIRECT.search(src) or _SUBSCRIPT.search(src):
         return True
     return bool(_RESERVED.search(src))
 
@@ -76,6 +82,11 @@ class StructureResult:
     timed_out: bool = False
 
 
+_ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
+_ARGS = ("--norc", "--noprofile", "--pretty-print")
+_SMALL = 32768  # inputs up to this size go through a pre-started bash in one write
+
+
 def bash_reading(bash: str, src: str, timeout: float) -> tuple[int, str]:
     """(status, canonical text) of bash parsing ``src`` without executing it.
 
@@ -84,11 +95,11 @@ def bash_reading(bash: str, src: str, timeout: float) -> tuple[int, str]:
     stdin (with ``-c`` it EXECUTES the string)."""
     try:
         out = subprocess.run(
-            [bash, "--norc", "--noprofile", "--pretty-print"],
+            [bash, *_ARGS],
             input=src.encode("utf-8", "surrogateescape"),
             capture_output=True,
             timeout=timeout,
-            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"},
+            env=_ENV,
             cwd="/",
             check=False,
         )
@@ -99,6 +110,96 @@ def bash_reading(bash: str, src: str, timeout: float) -> tuple[int, str]:
     return (0 if out.returncode == 0 else 2), out.stdout.decode("utf-8", "surrogateescape")
 
 
+class _Spare:
+    """One bash --pretty-print started ahead of need, waiting on its stdin: reading an
+    input then costs a write and a read (about 0.5 ms) instead of a start (1.3 ms)."""
+
+    def __init__(self, bash: str):
+        in_r, self.stdin = os.pipe()
+        self.stdout, out_w = os.pipe()
+        try:
+            self.pid = os.posix_spawn(
+                bash,
+                [bash, *_ARGS],
+                _ENV,
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, in_r, 0),
+                    (os.POSIX_SPAWN_DUP2, out_w, 1),
+                    (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0),
+                ],
+            )
+        except OSError:
+            for fd in (self.stdin, self.stdout):
+                os.close(fd)
+            raise
+        finally:
+            os.close(in_r)
+            os.close(out_w)
+
+    def read(self, data: bytes, timeout: float) -> tuple[int, str]:
+        """Feed ``data`` (at most a pipe's buffer), return (status, canonical text)."""
+        deadline = time.monotonic() + timeout
+        try:
+            os.write(self.stdin, data)
+        except OSError:
+            self.kill()
+            return -2, ""
+        finally:
+            os.close(self.stdin)
+        chunks: list[bytes] = []
+        while True:
+            left = deadline - time.monotonic()
+            ready = select.select([self.stdout], [], [], max(left, 0))[0] if left > 0 else []
+            if not ready:
+                self.kill()
+                return -1, ""
+            chunk = os.read(self.stdout, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(self.stdout)
+        try:
+            _, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:  # reaped by someone else: the status is lost
+            return -2, ""
+        text = b"".join(chunks).decode("utf-8", "surrogateescape")
+        return (0 if os.waitstatus_to_exitcode(status) == 0 else 2), text
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        try:
+            os.close(self.stdout)
+        except OSError:
+            pass
+
+
+class _Pool:
+    """Spare bash processes, one used per input and replaced at once."""
+
+    def __init__(self, bash: str, size: int = 2):
+        self.bash = bash
+        self.size = size
+        self.spares: list[_Spare] = []
+        self.lock = threading.Lock()
+
+    def read(self, src: str, timeout: float) -> tuple[int, str]:
+        data = src.encode("utf-8", "surrogateescape")
+        if len(data) > _SMALL:
+            return bash_reading(self.bash, src, timeout)
+        with self.lock:
+            try:
+                while len(self.spares) < self.size + 1:
+                    self.spares.append(_Spare(self.bash))
+            except OSError:
+                return -2, ""
+            spare = self.spares.pop(0)
+        return spare.read(data, timeout)
+
+
 class StructureCheck:
     """Asks bash to read an input and compares its reading with ours."""
 
@@ -106,6 +207,7 @@ class StructureCheck:
         self.bash = bash
         self.timeout = timeout
         self._usable: bool | None = None
+        self.pool = _Pool(bash)
 
     def usable(self) -> bool:
         """Whether this bash parses without executing (bash >= 5.2 ``--pretty-print``).
@@ -124,7 +226,7 @@ class StructureCheck:
                 "is needed)"
             )
         start = time.monotonic()
-        status, canonical = bash_reading(self.bash, src, self.timeout)
+        status, canonical = self.pool.read(src, self.timeout)
         if status == -1:
             return StructureResult("cannot parse: bash took too long to read it", True)
         if status != 0:

@@ -235,28 +235,28 @@ UNREADABLE = [
 
 
 @pytest.mark.parametrize("command", UNREADABLE, ids=lambda c: repr(c[:30]))
-def test_unreadable_never_allowed_and_fast(shipped, command):
-    import time
-
-    start = time.perf_counter()
+def test_unreadable_never_allowed(shipped, command):
     d = _decide(shipped, command)
     assert d.action in ("review", "deny"), d.reason
-    assert time.perf_counter() - start < 0.3
+    assert "internal error" not in d.reason
 
 
-def test_large_inputs_fast(shipped):
-    import time
-
-    for text in (
-        "echo " + "a" * 65000,
-        "ls; " * 16000,
-        "a=1 " * 10000 + "ls",
-        "eval " * 5000 + "ls",
-        "sudo " * 10000 + "ls",
-    ):
-        start = time.perf_counter()
-        _decide(shipped, text)
-        assert time.perf_counter() - start < 0.3, text[:20]
+@pytest.mark.parametrize(
+    "text,actions",
+    [
+        ("echo " + "a" * 65000, ("allow",)),
+        ("ls; " * 16000, ("allow", "review")),  # review: analysis ran past its bound
+        ("a=1 " * 10000 + "ls", ("allow", "review")),
+        ("eval " * 5000 + "ls", ("review",)),
+        ("sudo " * 10000 + "ls", ("allow", "review")),
+    ],
+    ids=lambda x: repr(x[:12]) if isinstance(x, str) else "",
+)
+def test_large_inputs_bounded(shipped, text, actions):
+    """Large inputs are decided or held at their time bound (time is in bench/policy.py,
+    never asserted here)."""
+    d = _decide(shipped, text)
+    assert d.action in actions and "internal error" not in d.reason, d.reason[:200]
 
 
 @pytest.mark.parametrize(
@@ -278,13 +278,10 @@ def test_large_inputs_fast(shipped):
     ],
 )
 def test_no_internal_error_and_bounded(shipped, command):
-    """Inputs that once hung bashlex, broke the word reader or took seconds to judge."""
-    import time
-
-    start = time.perf_counter()
+    """Inputs that once hung bashlex, broke the word reader or took seconds to judge
+    (each analysis has a deadline; a time-out is on_unknown, never an error)."""
     d = _decide(shipped, command)
     assert "internal error" not in d.reason
-    assert time.perf_counter() - start < 0.6, command[:30]
 
 
 @pytest.mark.parametrize(
