@@ -1,33 +1,45 @@
 """policies.toml -> typed, validated config. The only place that rejects bad config.
 
-A bad config never starts a permissive bastion: every unknown key, wrong type, missing
-file or loose key-file mode is a ConfigError naming file, line and key.
+A bad config never starts a permissive bastion: every unknown key or section, wrong type,
+duplicate, missing file or loose file mode is a ConfigError naming file, line and key.
+Each package owns its sections' schema (``bastion.schema`` models): this module the
+server, recording, limits, approvals, targets and trusted CAs; ``bastion.policy`` the
+command policy. Safety of the home is checked here too: the home, ``policies.toml``
+and ``keys/`` must not be writable by others, nor owned by another user.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
 
 from .errors import ConfigError
 from .policy import POLICY_SECTIONS, Policy, load_policy
-from .tomlsource import KeyPath, TomlSource
+from .schema import Section, check
+from .tomlsource import TomlSource
 
 __all__ = [
+    "ApprovalsConfig",
     "Config",
     "HomePaths",
+    "LimitsConfig",
     "RecordingConfig",
     "ServerConfig",
     "Target",
     "TargetLogin",
     "TrustedCAConfig",
+    "check_home_safety",
     "default_home",
     "default_hostnames",
     "load_config",
     "load_policy_file",
+    "parse_duration",
     "parse_listen",
 ]
 
@@ -52,6 +64,22 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"listen address {text!r} must look like 127.0.0.1:2222")
     return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def parse_duration(text: str) -> int:
+    """'8h', '30m', '90s', '2d', '1w' or plain seconds -> seconds (positive)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    text = text.strip().lower()
+    try:
+        if text and text[-1] in units:
+            seconds = int(text[:-1]) * units[text[-1]]
+        else:
+            seconds = int(text)
+    except ValueError:
+        raise ValueError(f"bad duration {text!r}: use e.g. 8h, 30m, 3600") from None
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive, got {text!r}")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -97,6 +125,121 @@ class HomePaths:
         return self.home / "audit.jsonl"
 
 
+# ---- schema: the sections this module owns ------------------------------------------
+
+PositiveFloat = Annotated[float | int, Field(gt=0)]
+
+
+class ServerSection(Section):
+    listen: str = "127.0.0.1:2222"
+    hostnames: list[str] = []
+    connect_timeout: PositiveFloat = 10
+    login_timeout: PositiveFloat = 60
+    upstream_idle_seconds: PositiveFloat = 60
+    upstream_channels_per_connection: Annotated[int, Field(ge=1, le=64)] = 8
+    name: str = ""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+
+class RecordingSection(Section):
+    dir: str = "sessions"
+    max_output_mb: Annotated[int, Field(ge=1, le=1 << 20)] = 64
+    record_input: bool = False
+
+
+class LimitsSection(Section):
+    channels_per_connection: Annotated[int, Field(ge=1, le=1024)] = 32
+    env_per_channel: Annotated[int, Field(ge=0, le=1024)] = 32
+    env_bytes_per_channel: Annotated[int, Field(ge=0, le=1 << 20)] = 16384
+    sessions_per_identity: Annotated[int, Field(ge=1, le=100_000)] = 64
+    jumps_per_identity: Annotated[int, Field(ge=1, le=100_000)] = 32
+    upstream_channels_per_identity: Annotated[int, Field(ge=1, le=10_000)] = 16
+
+
+class ApprovalsSection(Section):
+    approver_group: Annotated[str, Field(min_length=1)] = "approvers"
+    ttl: str = "10m"
+    notify_url: str = ""
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("notify_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+_LOGIN_NAME = r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$"
+_TARGET_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+
+
+class LoginSection(Section):
+    login: Annotated[str, Field(pattern=_LOGIN_NAME)]
+    key_file: Annotated[str, Field(min_length=1)]
+    allow_groups: list[Annotated[str, Field(min_length=1)]] = []
+    shell: str = ""
+    shell_opt_in: bool = False
+
+
+class TargetSection(Section):
+    name: Annotated[str, Field(pattern=_TARGET_NAME)]
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 22
+    host_keys: Annotated[list[str], Field(validate_default=True)] = []
+    logins: list[LoginSection] = []
+
+    @field_validator("host_keys")
+    @classmethod
+    def _pinned(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("pin at least one host key (bastion target add --scan fetches it)")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_logins(self) -> TargetSection:
+        seen: set[str] = set()
+        for entry in self.logins:
+            if entry.login in seen:
+                raise ValueError(
+                    f"login {entry.login!r} is listed twice on target {self.name!r}: merge "
+                    "the entries (a later entry would silently widen the first)"
+                )
+            seen.add(entry.login)
+        return self
+
+
+class TrustedCASection(Section):
+    name: Annotated[str, Field(min_length=1)]
+    public_key: Annotated[str, Field(min_length=1)]
+    default_groups: list[str] = []
+
+
+class OwnSections(Section):
+    """The top level as far as this module is concerned (policy sections pass through)."""
+
+    model_config = Section.model_config | {"extra": "allow"}
+    server: ServerSection = ServerSection()
+    recording: RecordingSection = RecordingSection()
+    limits: LimitsSection = LimitsSection()
+    approvals: ApprovalsSection = ApprovalsSection()
+    targets: list[TargetSection] = []
+    trusted_ca: list[TrustedCASection] = []
+
+
+# ---- the typed config the rest of the bastion uses -----------------------------------
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     listen_host: str = "127.0.0.1"
@@ -106,6 +249,7 @@ class ServerConfig:
     login_timeout: float = 60.0
     upstream_idle_seconds: float = 60.0
     upstream_channels_per_connection: int = 8
+    name: str = "bastion"  # this bastion among several sharing a store
 
 
 @dataclass(frozen=True)
@@ -116,10 +260,29 @@ class RecordingConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    channels_per_connection: int = 32
+    env_per_channel: int = 32
+    env_bytes_per_channel: int = 16384
+    sessions_per_identity: int = 64
+    jumps_per_identity: int = 32
+    upstream_channels_per_identity: int = 16
+
+
+@dataclass(frozen=True)
+class ApprovalsConfig:
+    approver_group: str = "approvers"
+    ttl: int = 600
+    notify_url: str = ""
+
+
+@dataclass(frozen=True)
 class TargetLogin:
     login: str
     key_file: Path
     allow_groups: tuple[str, ...]
+    shell: str = ""
+    shell_opt_in: bool = False
 
     def allows(self, groups: tuple[str, ...]) -> bool:
         return "*" in self.allow_groups or any(g in self.allow_groups for g in groups)
@@ -153,71 +316,12 @@ class Config:
     trusted_cas: list[TrustedCAConfig]
     policy: Policy
     source: TomlSource
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    approvals: ApprovalsConfig = field(default_factory=ApprovalsConfig)
 
     @property
     def home(self) -> Path:
         return self.paths.home
-
-
-class _Reader:
-    """Typed access to one table, collecting the keys it has read to catch unknown ones."""
-
-    def __init__(self, source: TomlSource, table: dict[str, Any], path: KeyPath):
-        self.source, self.table, self.path = source, table, path
-        self.seen: set[str] = set()
-
-    def _get(self, key: str, types: type | tuple[type, ...], kind: str, default: Any) -> Any:
-        self.seen.add(key)
-        if key not in self.table:
-            if default is _REQUIRED:
-                raise self.source.error(self.path + (key,), f"missing required key ({kind})")
-            return default
-        value = self.table[key]
-        if not isinstance(value, types) or isinstance(value, bool) and bool not in _as_tuple(types):
-            raise self.source.error(self.path + (key,), f"must be {kind}, not {value!r}")
-        return value
-
-    def text(self, key: str, default: Any = None) -> Any:
-        return self._get(key, str, "a string", default)
-
-    def integer(self, key: str, default: Any = None, low: int = 0, high: int = 2**31) -> Any:
-        value = self._get(key, int, "an integer", default)
-        if isinstance(value, int) and not low <= value <= high:
-            raise self.source.error(self.path + (key,), f"must be between {low} and {high}")
-        return value
-
-    def number(self, key: str, default: Any = None) -> Any:
-        value = self._get(key, (int, float), "a number", default)
-        if isinstance(value, (int, float)) and value <= 0:
-            raise self.source.error(self.path + (key,), "must be positive")
-        return value
-
-    def flag(self, key: str, default: Any = None) -> Any:
-        return self._get(key, bool, "true or false", default)
-
-    def strings(self, key: str, default: Any = ()) -> tuple[str, ...]:
-        value = self._get(key, list, "a list of strings", default)
-        if not all(isinstance(v, str) for v in value):
-            raise self.source.error(self.path + (key,), "must be a list of strings")
-        return tuple(value)
-
-    def tables(self, key: str) -> list[dict[str, Any]]:
-        value = self._get(key, list, "a list of tables", [])
-        if not all(isinstance(v, dict) for v in value):
-            raise self.source.error(self.path + (key,), "must be a list of tables")
-        return value
-
-    def done(self) -> None:
-        for key in self.table:
-            if key not in self.seen:
-                raise self.source.error(self.path + (key,), "unknown key")
-
-
-_REQUIRED = object()
-
-
-def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
-    return types if isinstance(types, tuple) else (types,)
 
 
 def _key_path(home: Path, value: str) -> Path:
@@ -225,92 +329,95 @@ def _key_path(home: Path, value: str) -> Path:
     return path if path.is_absolute() else home / path
 
 
-def _server(source: TomlSource) -> ServerConfig:
-    table = source.data.get("server", {})
-    r = _Reader(source, table, ("server",))
-    listen = r.text("listen", "127.0.0.1:2222")
-    try:
-        host, port = parse_listen(listen)
-    except ValueError as exc:
-        raise source.error(("server", "listen"), str(exc)) from None
-    hostnames = r.strings("hostnames", ()) or tuple(default_hostnames())
+#: Top-level sections owned by this module.
+OWN_SECTIONS = ("server", "recording", "limits", "approvals", "targets", "trusted_ca")
+
+
+def _typed(sections: OwnSections, paths: HomePaths, source: TomlSource) -> dict[str, object]:
+    s = sections.server
+    host, port = parse_listen(s.listen)
     server = ServerConfig(
         listen_host=host,
         listen_port=port,
-        hostnames=hostnames,
-        connect_timeout=float(r.number("connect_timeout", 10)),
-        login_timeout=float(r.number("login_timeout", 60)),
-        upstream_idle_seconds=float(r.number("upstream_idle_seconds", 60)),
-        upstream_channels_per_connection=r.integer("upstream_channels_per_connection", 8, 1, 64),
+        hostnames=tuple(s.hostnames) or tuple(default_hostnames()),
+        connect_timeout=float(s.connect_timeout),
+        login_timeout=float(s.login_timeout),
+        upstream_idle_seconds=float(s.upstream_idle_seconds),
+        upstream_channels_per_connection=s.upstream_channels_per_connection,
+        name=s.name or socket.gethostname() or "bastion",
     )
-    r.done()
-    return server
-
-
-def _recording(source: TomlSource, home: Path) -> RecordingConfig:
-    r = _Reader(source, source.data.get("recording", {}), ("recording",))
-    rec = RecordingConfig(
-        dir=_key_path(home, r.text("dir", "sessions")),
-        max_output_bytes=r.integer("max_output_mb", 64, 1, 1 << 20) * MIB,
-        record_input=r.flag("record_input", False),
+    r = sections.recording
+    recording = RecordingConfig(
+        dir=_key_path(paths.home, r.dir),
+        max_output_bytes=r.max_output_mb * MIB,
+        record_input=r.record_input,
     )
-    r.done()
-    return rec
-
-
-def _targets(source: TomlSource, home: Path, check_keys: bool) -> dict[str, Target]:
-    from .ssh.certs import check_private_mode  # keys are an SSH concern
-
+    limits = LimitsConfig(**sections.limits.model_dump())
+    a = sections.approvals
+    approvals = ApprovalsConfig(a.approver_group, parse_duration(a.ttl), a.notify_url)
     targets: dict[str, Target] = {}
-    for i, table in enumerate(_Reader(source, source.data, ()).tables("targets")):
-        r = _Reader(source, table, ("targets", i))
-        name = r.text("name", _REQUIRED)
-        if name in targets:
-            raise source.error(("targets", i, "name"), f"target {name!r} is defined twice")
-        host = r.text("host", _REQUIRED)
-        port = r.integer("port", 22, 1, 65535)
-        host_keys = r.strings("host_keys", ())
-        if not host_keys:
-            raise source.error(
-                ("targets", i, "host_keys"),
-                "pin at least one host key (bastion target add --scan fetches it)",
+    for i, t in enumerate(sections.targets):
+        if t.name in targets:
+            raise source.error(("targets", i, "name"), f"target {t.name!r} is defined twice")
+        logins = {
+            entry.login: TargetLogin(
+                entry.login,
+                _key_path(paths.home, entry.key_file),
+                tuple(entry.allow_groups),
+                entry.shell,
+                entry.shell_opt_in,
             )
-        logins: dict[str, TargetLogin] = {}
-        for entry in r.tables("logins"):
-            lr = _Reader(source, entry, ("targets", i, "logins"))
-            login = lr.text("login", _REQUIRED)
-            key_file = _key_path(home, lr.text("key_file", _REQUIRED))
-            groups = lr.strings("allow_groups", ())
-            lr.done()
-            if check_keys:
-                try:
-                    check_private_mode(key_file)
-                except ConfigError as exc:
-                    raise source.error(
-                        ("targets", i, "logins"), f"{key_file}: {exc.detail}"
-                    ) from None
-            logins[login] = TargetLogin(login, key_file, groups)
-        r.done()
-        targets[name] = Target(name, host, port, host_keys, logins)
-    return targets
-
-
-def _trusted_cas(source: TomlSource) -> list[TrustedCAConfig]:
+            for entry in t.logins
+        }
+        targets[t.name] = Target(t.name, t.host, t.port, tuple(t.host_keys), logins)
+    names: set[str] = set()
     cas = []
-    for i, table in enumerate(_Reader(source, source.data, ()).tables("trusted_ca")):
-        r = _Reader(source, table, ("trusted_ca", i))
-        cas.append(
-            TrustedCAConfig(
-                name=r.text("name", _REQUIRED),
-                public_key=r.text("public_key", _REQUIRED),
-                default_groups=r.strings("default_groups", ()),
+    for i, ca in enumerate(sections.trusted_ca):
+        if ca.name in names:
+            raise source.error(("trusted_ca", i, "name"), f"CA {ca.name!r} is listed twice")
+        names.add(ca.name)
+        cas.append(TrustedCAConfig(ca.name, ca.public_key, tuple(ca.default_groups)))
+    return {
+        "server": server,
+        "recording": recording,
+        "limits": limits,
+        "approvals": approvals,
+        "targets": targets,
+        "trusted_cas": cas,
+    }
+
+
+def _loose(mode: int, mask: int) -> bool:
+    return bool(mode & mask)
+
+
+def check_home_safety(paths: HomePaths) -> None:
+    """Refuse a home others could change: writable by group/others, or another's."""
+    me = os.geteuid()
+    checks: list[tuple[Path, int, str]] = [
+        (paths.home, stat.S_IWOTH | stat.S_IWGRP, "the bastion home"),
+        (paths.config, stat.S_IWOTH | stat.S_IWGRP, "policies.toml"),
+        (paths.keys, stat.S_IRWXO | stat.S_IWGRP, "the keys directory"),
+    ]
+    for path, mask, what in checks:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        if st.st_uid not in (me, 0):
+            raise ConfigError(
+                f"{what} is owned by another user (uid {st.st_uid}); the bastion runs as "
+                f"uid {me}: chown it to the bastion's user",
+                path=str(path),
             )
-        )
-        r.done()
-    return cas
-
-
-_OWN_SECTIONS = ("server", "recording", "targets", "trusted_ca")
+        if _loose(st.st_mode, mask):
+            mode = stat.S_IMODE(st.st_mode)
+            tight = "700" if path.is_dir() else "600"
+            raise ConfigError(
+                f"{what} may be changed by other users (mode {mode:04o}); run: "
+                f"chmod {tight} {path}",
+                path=str(path),
+            )
 
 
 def load_policy_file(home: Path | str | None = None) -> Policy:
@@ -320,7 +427,7 @@ def load_policy_file(home: Path | str | None = None) -> Policy:
 
 
 def load_config(home: Path | str | None = None, *, check_keys: bool = True) -> Config:
-    """Load and validate <home>/policies.toml; with check_keys, also the key files."""
+    """Load and validate <home>/policies.toml; with check_keys, also the files' safety."""
     paths = HomePaths(Path(home).resolve() if home else default_home())
     if not paths.config.exists():
         raise ConfigError(
@@ -330,24 +437,50 @@ def load_config(home: Path | str | None = None, *, check_keys: bool = True) -> C
         )
     source = TomlSource.load(paths.config)
     for key in source.data:
-        if key not in _OWN_SECTIONS and key not in POLICY_SECTIONS:
+        if key not in OWN_SECTIONS and key not in POLICY_SECTIONS:
             raise source.error((key,), "unknown section")
+    own = check(source, OwnSections, {k: v for k, v in source.data.items() if k in OWN_SECTIONS})
+    typed = _typed(own, paths, source)
     if check_keys:
-        from .ssh.certs import check_private_mode
-
-        for key_file in (paths.user_ca, paths.host_ca, paths.host_key):
-            if not key_file.exists():
-                raise ConfigError(
-                    f"missing key file {key_file}: run `bastion init --home {paths.home}`",
-                    path=str(paths.config),
-                )
-            check_private_mode(key_file)
+        _check_key_files(paths, source, typed["targets"])  # type: ignore[arg-type]
     return Config(
         paths=paths,
-        server=_server(source),
-        recording=_recording(source, paths.home),
-        targets=_targets(source, paths.home, check_keys),
-        trusted_cas=_trusted_cas(source),
         policy=load_policy(source),
         source=source,
+        **typed,  # type: ignore[arg-type]
     )
+
+
+def check_private_mode(path: Path) -> None:
+    """Refuse key files that group or others could read (invariant 5)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError("key file not found", path=str(path)) from None
+    if mode & 0o077:
+        raise ConfigError(
+            f"key file is readable by others (mode {mode & 0o777:04o}); run: chmod 600 {path}",
+            path=str(path),
+        )
+
+
+def _check_key_files(paths: HomePaths, source: TomlSource, targets: dict[str, Target]) -> None:
+    check_home_safety(paths)
+    for key_file in (paths.user_ca, paths.host_ca, paths.host_key):
+        if not key_file.exists():
+            raise ConfigError(
+                f"missing key file {key_file}: run `bastion init --home {paths.home}`",
+                path=str(paths.config),
+            )
+        check_private_mode(key_file)
+    for i, target in enumerate(targets.values()):
+        for login in target.logins.values():
+            try:
+                check_private_mode(login.key_file)
+            except ConfigError as exc:
+                raise source.error(
+                    ("targets", i, "logins"), f"{login.key_file}: {exc.detail}"
+                ) from None
+
+
+__all__ += ["OWN_SECTIONS", "check_private_mode"]

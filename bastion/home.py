@@ -8,13 +8,13 @@ from pathlib import Path
 
 import tomlkit
 
-from .config import HomePaths
+from .config import Config, HomePaths
 from .errors import BastionError, ConfigError
 from .ssh.certs import check_private_mode, generate_key, load_private_key, write_private_key
-from .store import StateStore
+from .storage import SQLiteStore
 from .tomlsource import TomlSource
 
-__all__ = ["add_target", "default_policy_text", "init_home"]
+__all__ = ["add_target", "cert_authority_line", "default_policy_text", "init_home"]
 
 
 def default_policy_text() -> str:
@@ -52,9 +52,11 @@ def init_home(home: Path) -> list[str]:
     )
     cert.write_certificate(str(paths.host_cert))
     config.recording.dir.mkdir(parents=True, exist_ok=True)
+    config.recording.dir.chmod(0o750)
+    home.chmod(home.stat().st_mode & ~0o022)
     if not paths.database.exists():
         created.append(str(paths.database))
-    StateStore(paths.database).close()
+    SQLiteStore(paths.database).close_now()
     return created
 
 
@@ -68,6 +70,8 @@ def add_target(
     key_file: Path,
     allow_groups: list[str],
     host_key: str | None,
+    shell: str = "",
+    shell_opt_in: bool = False,
 ) -> Path:
     """Store the login's key (0600) and add or update the target in policies.toml."""
     paths = HomePaths(home)
@@ -114,11 +118,54 @@ def add_target(
             break
     item = tomlkit.inline_table()
     item.update({"login": login, "key_file": str(relative), "allow_groups": list(allow_groups)})
+    if shell:
+        item["shell"] = shell  # as seen at `target add`; checked again at every connect
+    if shell_opt_in:
+        item["shell_opt_in"] = True
     logins.append(item)
     logins.multiline(True)
-    text = tomlkit.dumps(doc)
+    _write_config(paths, doc)
+    return stored
+
+
+def set_login_shell(home: Path, name: str, login: str, shell: str) -> None:
+    """Record the shell read from the target for one of its logins."""
+    paths = HomePaths(home)
+    doc = tomlkit.parse(TomlSource.load(paths.config).text)
+    for entry in doc.get("targets", []):
+        if entry.get("name") == name:
+            for item in entry.get("logins", []):
+                if item.get("login") == login:
+                    item["shell"] = shell
+    _write_config(paths, doc)
+
+
+def _write_config(paths: HomePaths, doc: tomlkit.TOMLDocument) -> None:
+    """Replace policies.toml atomically, keeping its mode."""
     tmp = paths.config.with_suffix(".toml.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_text(tomlkit.dumps(doc), encoding="utf-8")
     shutil.copymode(paths.config, tmp)
     tmp.replace(paths.config)
-    return stored
+
+
+def cert_authority_line(
+    config: Config, *, port: int | None = None, pattern: str | None = None
+) -> str:
+    """The known_hosts line trusting the bastion's host CA for its own names and its
+    targets' names only (never ``*``: the CA would then vouch for any host)."""
+    pub = Path(f"{config.paths.host_ca}.pub")
+    if not pub.exists():
+        raise BastionError(f"{pub} not found: run `bastion init` first")
+    if pattern is None:
+        listen = port or config.server.listen_port
+        names: list[str] = []
+        for name in config.server.hostnames:
+            names.append(name)
+            if listen != 22:
+                names.append(f"[{name}]:{listen}")
+        for target in config.targets.values():
+            names.append(target.name)
+            if target.port != 22:  # `ssh -J bastion -p PORT name` checks "[name]:PORT"
+                names.append(f"[{target.name}]:{target.port}")
+        pattern = ",".join(dict.fromkeys(names))
+    return f"@cert-authority {pattern} {pub.read_text().strip()}"

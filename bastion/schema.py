@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .errors import ConfigError
 from .tomlsource import KeyPath, TomlSource
 
 __all__ = ["Section", "check", "describe_error"]
@@ -51,6 +50,20 @@ def describe_error(error: dict[str, Any]) -> str:
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
         return f"must be one of {expected}, not {error.get('input')!r}"
+    ctx = error.get("ctx", {})
+    bounds = {
+        "greater_than_equal": ("at least", "ge"),
+        "greater_than": ("more than", "gt"),
+        "less_than_equal": ("at most", "le"),
+        "less_than": ("less than", "lt"),
+    }
+    if kind in bounds:
+        words, key = bounds[kind]
+        return f"must be {words} {ctx.get(key)}, not {error.get('input')!r}"
+    if kind == "string_pattern_mismatch":
+        return f"{error.get('input')!r} is not a valid name here"
+    if kind == "string_too_short":
+        return "must not be empty"
     if kind in ("value_error", "assertion_error"):
         ctx = error.get("ctx", {})
         return str(ctx.get("error", error.get("msg", "invalid value")))

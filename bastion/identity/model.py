@@ -18,8 +18,19 @@ class Identity:
     ca: str
     fingerprint: str
     valid_before: int
+    principals: tuple[str, ...] = ()  # every name the certificate is valid for
+    permits: frozenset[str] = frozenset({"pty", "port-forwarding"})  # permit-* extensions
 
     def describe(self) -> str:
         groups = ",".join(self.groups) or "-"
         cert = f"cert {self.key_id!r} serial {self.serial} from {self.ca}"
         return f"{self.user} (groups {groups}, {cert})"
+
+    def is_same_person(self, user: str, fingerprint: str = "") -> bool:
+        """Whether ``user`` (or the key ``fingerprint``) is this identity under any name:
+        nobody approves their own request, whichever principal they use."""
+        return (
+            user == self.user
+            or user in self.principals
+            or (bool(fingerprint) and fingerprint == self.fingerprint)
+        )

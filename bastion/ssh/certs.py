@@ -16,15 +16,17 @@ from pathlib import Path
 from typing import cast
 
 import asyncssh
-from asyncssh.packet import String
+from asyncssh.packet import SSHPacket, String
 from asyncssh.public_key import (
     CERT_TYPE_HOST,
     CERT_TYPE_USER,
     SSHOpenSSHCertificate,
     SSHOpenSSHCertificateV01,
+    _certificate_alg_map,
     decode_ssh_certificate,
 )
 
+from ..config import check_private_mode, parse_duration
 from ..errors import AuthError, ConfigError
 from ..identity import Identity
 
@@ -95,19 +97,6 @@ def write_private_key(key: asyncssh.SSHKey, path: Path, comment: str = "") -> No
     Path(f"{path}.pub").write_bytes(key.export_public_key("openssh"))
 
 
-def check_private_mode(path: Path) -> None:
-    """Refuse key files that group or others could read (invariant 4)."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise ConfigError("key file not found", path=str(path)) from None
-    if mode & 0o077:
-        raise ConfigError(
-            f"key file is readable by others (mode {mode & 0o777:04o}); run: chmod 600 {path}",
-            path=str(path),
-        )
-
-
 def load_private_key(path: Path) -> asyncssh.SSHKey:
     check_private_mode(path)
     try:
@@ -118,18 +107,7 @@ def load_private_key(path: Path) -> asyncssh.SSHKey:
 
 def parse_ttl(text: str) -> int:
     """'8h', '30m', '90s', '2d' or plain seconds -> seconds."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    text = text.strip().lower()
-    try:
-        if text and text[-1] in units:
-            seconds = int(text[:-1]) * units[text[-1]]
-        else:
-            seconds = int(text)
-    except ValueError:
-        raise ValueError(f"bad duration {text!r}: use e.g. 8h, 30m, 3600") from None
-    if seconds <= 0:
-        raise ValueError(f"duration must be positive, got {text!r}")
-    return seconds
+    return parse_duration(text)
 
 
 def issue_user_cert(
@@ -188,6 +166,22 @@ def _algorithm(key_data: bytes) -> bytes:
     return key_data[4 : 4 + length] if 0 < length < 100 else b""
 
 
+_PERMITS = ("pty", "port-forwarding", "agent-forwarding", "X11-forwarding", "user-rc")
+
+
+def signature_algorithm(cert_blob: bytes) -> bytes:
+    """The algorithm of the CA's signature on a certificate (b"" if unreadable)."""
+    try:
+        packet = SSHPacket(cert_blob)
+        alg = packet.get_string()
+        key_handler, cert_handler = _certificate_alg_map[alg]
+        cert_handler._decode(packet, key_handler)  # type: ignore[attr-defined]
+        packet.get_string()  # the signing key
+        return SSHPacket(packet.get_string()).get_string()
+    except Exception:  # noqa: BLE001 - an unreadable blob was refused already
+        return b""
+
+
 def verify_user_cert(
     key_data: bytes,
     username_principal: str | None,
@@ -238,6 +232,11 @@ def verify_user_cert(
             raise AuthError(f"certificate is not valid from address {peer_addr}")
     if cert.options.get("force-command"):
         raise AuthError("certificates with force-command are not supported by this bastion")
+    if signature_algorithm(key_data) == b"ssh-rsa":
+        raise AuthError(
+            "certificate is signed with ssh-rsa (RSA with SHA-1), which is refused as OpenSSH "
+            "refuses it since 8.2: re-sign it with rsa-sha2-512 or an ed25519 CA"
+        )
     user = username_principal or cert.principals[0]
     groups = tuple(cast(tuple, cert.options.get(GROUPS_EXTENSION, ()))) or ca.default_groups
     identity = Identity(
@@ -248,6 +247,8 @@ def verify_user_cert(
         ca=ca.name,
         fingerprint=cert.key.get_fingerprint(),
         valid_before=cert._valid_before,
+        principals=tuple(cert.principals),
+        permits=frozenset(name for name in _PERMITS if cert.options.get(f"permit-{name}")),
     )
     return cert, identity
 

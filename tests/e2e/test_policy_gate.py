@@ -8,6 +8,7 @@ import os
 from .conftest import LOGIN
 
 TARGET = f"{LOGIN}@web1"
+NO_WAIT = ("-o", "SetEnv=BASTION_WAIT=0")  # a held command ends at once with 75
 
 
 def _marker(world) -> str:
@@ -46,10 +47,10 @@ def test_denied_in_direct_mode_and_over_control_master(world):
 
 def test_review_is_held_and_not_run(world):
     marker = _marker(world)
-    r = world.alice.ssh("-J", "bastion", TARGET, f"touch {marker}; sudo -i")
+    r = world.alice.ssh(*NO_WAIT, "-J", "bastion", TARGET, f"touch {marker}; sudo -i")
     assert r.returncode == 75
-    assert r.stderr.startswith(b"bastion: held for review (")
-    assert r.stderr.count(b"review (") == 1, r.stderr
+    assert r.stderr.startswith(b"bastion: held for approval (root-shell): "), r.stderr
+    assert r.stderr.count(b"held for approval") == 1, r.stderr
     assert not os.path.exists(marker)
 
 
@@ -61,7 +62,7 @@ def test_disguised_destructive_commands_are_stopped(world):
         "echo cm0gLXJmIC8= | base64 -d | sh",
         "eval \"$(printf 'rm -rf /')\"",
     ]:
-        r = world.alice.ssh("-J", "bastion", TARGET, command)
+        r = world.alice.ssh(*NO_WAIT, "-J", "bastion", TARGET, command)
         assert r.returncode in (75, 77), (command, r.stderr)
 
 
@@ -118,6 +119,6 @@ def test_a_pager_runs_without_a_terminal_and_is_held_with_one(world):
     """less reads `!cmd` from the terminal: with ssh -t it could run anything unseen."""
     plain = world.alice.ssh("-J", "bastion", TARGET, "less /etc/hostname")
     assert plain.returncode == 0 and plain.stdout, plain.stderr
-    tty = world.alice.ssh("-tt", "-J", "bastion", TARGET, "less /etc/hostname")
+    tty = world.alice.ssh("-tt", *NO_WAIT, "-J", "bastion", TARGET, "less /etc/hostname")
     assert tty.returncode == 75, tty.stderr
-    assert b"held for review (terminal-program)" in tty.stdout + tty.stderr
+    assert b"held for approval (terminal-program)" in tty.stdout + tty.stderr

@@ -45,7 +45,9 @@ def test_init_cert_issue_and_known_hosts(tmp_path):
     assert "alice" in listing and "groups@bastion" in listing
 
     r = _run("ca", "known-hosts", "--home", str(home))
-    assert r.output.startswith("@cert-authority * ssh-ed25519 ")
+    # scoped to the bastion's own names (and targets'), never "*"
+    assert r.output.startswith("@cert-authority localhost,[localhost]:2222,127.0.0.1,")
+    assert " * " not in r.output and r.output.split()[2] == "ssh-ed25519"
 
 
 def test_target_add_with_host_key_file_and_list(tmp_path):

@@ -43,7 +43,7 @@ def test_shipped_default_loads(home):
         ("[server]\n\nbogus = 1\n", 3, "server.bogus", "unknown key"),
         ("[servr]\nlisten = 'x'\n", 1, "servr", "unknown section"),
         ("[server]\nlisten = 'nope'\n", 2, "server.listen", "127.0.0.1:2222"),
-        ("[recording]\nmax_output_mb = -1\n", 2, "recording.max_output_mb", "between"),
+        ("[recording]\nmax_output_mb = -1\n", 2, "recording.max_output_mb", "at least 1"),
         ("[recording]\nrecord_input = 'yes'\n", 2, "recording.record_input", "true or false"),
         (
             "[[targets]]\nname = 'a'\nhost = 'h'\nhost_keys = ['k']\n\n"

@@ -1,4 +1,5 @@
-"""Command line: `bastion` (server and admin) and `bastion-cli` (users and approvers).
+"""`bastion`: the server and its administration (init, targets, certificates, CA,
+sessions, policy tools, demo).
 
 Commands only gather options and call into the package; errors are printed as one
 sentence (`error: ...`) with exit status 2, never a traceback.
@@ -7,49 +8,16 @@ sentence (`error: ...`) with exit status 2, never a traceback.
 from __future__ import annotations
 
 import asyncio
-import functools
 import getpass
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
-from .config import default_home, load_config, parse_listen
-from .errors import BastionError
+from ..config import default_home, load_config, parse_listen
+from ..errors import BastionError
+from .common import friendly, home_option
 
-__all__ = ["main", "run", "run_user", "user_main"]
-
-HOME_HELP = "Bastion home directory (keys, policies.toml, sessions/). Default: $BASTION_HOME or ."
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
-
-
-def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn BastionError into one line on stderr and exit status 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except BastionError as exc:
-            _fail(str(exc))
-
-    return wrapper
-
-
-def home_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--home",
-        type=click.Path(file_okay=False, path_type=Path),
-        envvar="BASTION_HOME",
-        default=None,
-        help=HOME_HELP,
-    )(fn)
+__all__ = ["main"]
 
 
 def _home(home: Path | None) -> Path:
@@ -81,7 +49,7 @@ def main() -> None:
 def init(home: Path | None) -> None:
     """Create a bastion home: CA keys, host key and certificate, policies.toml,
     sessions/ and the state database. Existing files are kept."""
-    from .home import init_home
+    from ..home import init_home
 
     root = _home(home)
     created = init_home(root)
@@ -111,8 +79,8 @@ def serve(home: Path | None, listen: str | None, log_level: str) -> None:
 
     Logs one line per connection and decision to stderr; SIGTERM closes sessions and
     recordings cleanly."""
-    from .logs import setup_logging
-    from .service import serve as run
+    from ..logs import setup_logging
+    from ..service import serve as run
 
     config = load_config(_home(home))
     host, port = config.server.listen_host, config.server.listen_port
@@ -155,6 +123,19 @@ def target() -> None:
     help="The target's public host key file to pin.",
 )
 @click.option("--scan", is_flag=True, help="Fetch the target's host key now and pin it.")
+@click.option(
+    "--probe/--no-probe",
+    default=True,
+    show_default=True,
+    help="Log in once with the key to read the login's shell and record it (checked again "
+    "at every connect).",
+)
+@click.option(
+    "--shell-opt-in",
+    is_flag=True,
+    help="Accept a login shell other than bash (zsh, fish, ...): the bastion reads commands "
+    "as bash does, so what another shell runs may differ from what was decided.",
+)
 @friendly
 def target_add(
     name: str,
@@ -166,9 +147,12 @@ def target_add(
     allow_groups: tuple[str, ...],
     host_key_file: Path | None,
     scan: bool,
+    probe: bool,
+    shell_opt_in: bool,
 ) -> None:
-    """Add a target (or a login on it): store its key, pin its host key."""
-    from .home import add_target
+    """Add a target (or a login on it): store its key, pin its host key, and record the
+    login's shell."""
+    from ..home import add_target
 
     if host_key_file and scan:
         raise click.UsageError("give either --host-key or --scan, not both")
@@ -176,7 +160,7 @@ def target_add(
     if host_key_file:
         pinned = _read_public_key(host_key_file)
     elif scan:
-        from .ssh.upstream import scan_host_key
+        from ..ssh.upstream import scan_host_key
 
         key = asyncio.run(scan_host_key(host, port))
         pinned = key.export_public_key("openssh").decode().strip()
@@ -191,7 +175,10 @@ def target_add(
         key_file=key_file,
         allow_groups=list(allow_groups),
         host_key=pinned,
+        shell_opt_in=shell_opt_in,
     )
+    if probe:
+        _record_shell(_home(home), name, login, shell_opt_in)
     click.echo(
         f"target {name}: login {login} for groups {', '.join(allow_groups) or 'none'}; "
         f"key stored in {stored}"
@@ -200,6 +187,29 @@ def target_add(
         click.echo(
             f"note: no group may use {login}@{name} yet; run this again with --allow-group G "
             "('*' for every user)",
+            err=True,
+        )
+
+
+def _record_shell(home: Path, name: str, login: str, opt_in: bool) -> None:
+    """Read the login's shell over SSH and write it into the target's entry."""
+    from ..home import set_login_shell
+    from ..ssh.upstream import read_login_shell, shell_is_read
+
+    config = load_config(home, check_keys=False)
+    try:
+        shell = asyncio.run(read_login_shell(config.targets[name], login))
+    except BastionError as exc:
+        click.echo(
+            f"note: could not read the login shell yet ({exc}); it is read at connect", err=True
+        )
+        return
+    set_login_shell(home, name, login, shell)
+    click.echo(f"{login}@{name}: login shell {shell}")
+    if not shell_is_read(shell) and not opt_in:
+        click.echo(
+            f"warning: {shell} is not bash: the bastion refuses commands for this login "
+            "unless you accept the shell with --shell-opt-in",
             err=True,
         )
 
@@ -258,8 +268,8 @@ def cert_issue(
     """Sign PUBKEY; writes <key>-cert.pub next to it."""
     import asyncssh
 
-    from .config import HomePaths
-    from .ssh.certs import issue_user_cert, load_private_key, parse_ttl
+    from ..config import HomePaths
+    from ..ssh.certs import issue_user_cert, load_private_key, parse_ttl
 
     try:
         seconds = parse_ttl(ttl)
@@ -291,17 +301,21 @@ def ca() -> None:
 
 @ca.command("known-hosts")
 @home_option
-@click.option("--pattern", default="*", show_default=True, help="Host pattern for the line.")
+@click.option(
+    "--pattern",
+    default=None,
+    help="Host pattern(s) for the line, comma-separated. Default: the bastion's hostnames "
+    "(with [name]:port when it does not listen on 22) and every target name.",
+)
+@click.option("--port", type=click.IntRange(1, 65535), help="Port clients use. Default: listen.")
 @friendly
-def ca_known_hosts(home: Path | None, pattern: str) -> None:
+def ca_known_hosts(home: Path | None, pattern: str | None, port: int | None) -> None:
     """Print the @cert-authority line clients add to known_hosts to trust the bastion
-    and every target name it presents."""
-    from .config import HomePaths
+    and the target names it presents, and only those names."""
+    from ..home import cert_authority_line
 
-    pub = Path(f"{HomePaths(_home(home)).host_ca}.pub")
-    if not pub.exists():
-        raise BastionError(f"{pub} not found: run `bastion init` first")
-    click.echo(f"@cert-authority {pattern} {pub.read_text().strip()}")
+    config = load_config(_home(home), check_keys=False)
+    click.echo(cert_authority_line(config, port=port, pattern=pattern))
 
 
 @main.command()
@@ -322,7 +336,7 @@ def ca_known_hosts(home: Path | None, pattern: str) -> None:
 def demo(port: int, home: Path | None) -> None:
     """Start a throwaway sshd target, a bastion in front of it and a certificate for
     you, then print the ssh command to try. Ctrl-C stops everything."""
-    from .demo import run_demo
+    from ..demo import run_demo
 
     run_demo(port=port, home=home, user=getpass.getuser())
 
@@ -335,89 +349,27 @@ def sessions_cmd(home: Path | None, limit: int) -> None:
     """List recent sessions with their decision and cast (replay: asciinema play CAST)."""
     import time
 
-    from .config import HomePaths
-    from .store import StateStore
+    from ..config import HomePaths
+    from ..storage import SQLiteStore
 
     paths = HomePaths(_home(home))
     if not paths.database.exists():
         raise BastionError(f"{paths.database} not found: run `bastion init` first")
-    store = StateStore(paths.database)
-    for row in store.recent_sessions(limit):
-        sid, started, user, tgt, login, command, decision, rule, status, cast = row
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+    store = SQLiteStore(paths.database)
+    try:
+        rows = asyncio.run(store.recent_sessions(limit))
+    finally:
+        store.close_now()
+    for row in rows:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.started))
+        status = row.exit_status if row.exit_status is not None else "-"
         click.echo(
-            f"{when} {sid} {user} -> {login}@{tgt} [{decision or '-'}:{rule or '-'}] "
-            f"exit={status if status is not None else '-'} {command!r}\n    {cast}"
+            f"{when} {row.id} {row.user} -> {row.login}@{row.target} "
+            f"[{row.decision or '-'}:{row.rule or '-'}] exit={status} {row.command!r}\n"
+            f"    {row.cast_path}"
         )
-    store.close()
 
 
-from .cli_policy import policy as _policy_group  # noqa: E402 - beside the engine
+from ..cli_policy import policy as _policy_group  # noqa: E402 - beside the engine
 
 main.add_command(_policy_group)
-
-
-@click.group(
-    context_settings={"auto_envvar_prefix": "BASTION_CLI", "help_option_names": ["-h", "--help"]}
-)
-def user_main() -> None:
-    """bastion-cli: for people and agents who connect through a bastion."""
-
-
-@user_main.command("ssh-config")
-@click.option(
-    "--bastion",
-    "bastion_addr",
-    required=True,
-    metavar="HOST[:PORT]",
-    help="The bastion, e.g. bastion.example.com:2222.",
-)
-@click.option(
-    "--user",
-    default=getpass.getuser,
-    show_default="your login name",
-    help="Your principal on the bastion.",
-)
-@click.option("--identity", default="~/.ssh/id_ed25519", show_default=True)
-@click.option(
-    "--target",
-    "targets",
-    multiple=True,
-    metavar="NAME",
-    help="A target you reach through the bastion (repeat). `ssh bastion` lists yours.",
-)
-def ssh_config(bastion_addr: str, user: str, identity: str, targets: tuple[str, ...]) -> None:
-    """Print an ~/.ssh/config snippet to reach targets through the bastion.
-
-    The Host line for targets must name them as the bastion knows them: the bastion
-    reads the target from the name ssh asks it to jump to."""
-    host, _, port = bastion_addr.partition(":")
-    names = " ".join(targets) or "web1 db1"
-    hint = "" if targets else "# replace web1 db1 with your targets (`ssh bastion` lists them)\n"
-    click.echo(f"""Host bastion
-    HostName {host}
-    Port {port or 22}
-    User {user}
-    IdentityFile {identity}
-    CertificateFile {identity}-cert.pub
-
-{hint}Host {names}
-    ProxyJump bastion
-    IdentityFile {identity}
-    CertificateFile {identity}-cert.pub""")
-
-
-def run() -> None:
-    """Entry point of `bastion`: library warnings go to the log, not the terminal."""
-    from .logs import capture_warnings
-
-    capture_warnings()
-    main()
-
-
-def run_user() -> None:
-    """Entry point of `bastion-cli`."""
-    from .logs import capture_warnings
-
-    capture_warnings()
-    user_main()

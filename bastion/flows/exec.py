@@ -1,0 +1,202 @@
+"""``ssh host 'command'``: decide the command, hold it for approval if the policy says
+so, then run exactly the decided bytes on the target and stream it.
+
+Decisions: allow runs at once; deny ends with one line naming the rule and status 77;
+review files an approval request. By default the requester waits on the open channel
+(a block on stderr says who may approve and how); Ctrl-C or Ctrl-D typed in a terminal
+session, a signal, or a disconnect cancels the request. With ``BASTION_WAIT=0`` (``ssh
+-o SetEnv=BASTION_WAIT=0``) the request is filed, its id printed, and the channel ends
+at once with status 75; once approved, the same identity sending the same bytes to the
+same target and login runs them once. End of stdin does not cancel: it belongs to the
+command (``psql < dump.sql`` waits with its input kept, never sent unless approved).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ..errors import BastionError
+from ..policy import Decision, decide
+from ..record import RecordingError
+from .base import EXIT_BASTION_ERROR, EXIT_DENIED, Flow, FlowContext
+from .hold import Hold, decision_detail
+from .ports import ExitResult, RemoteCommand
+from .relay import Relay
+
+__all__ = ["ExecFlow", "text_to_run"]
+
+_CANCEL_KEYS = (b"\x03", b"\x04")  # Ctrl-C, Ctrl-D typed while held (terminal sessions)
+
+
+class ExecFlow(Flow):
+    """One exec request, from decision to exit status."""
+
+    def __init__(self, ctx: FlowContext, command: str):
+        super().__init__(ctx)
+        self.command = command
+        self.relay = Relay(ctx.client, self._record_output)
+        self.remote: RemoteCommand | None = None
+        self.hold = Hold(ctx, self.say)
+
+    # ---- events ----
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.ctx.recorder.input(data)
+        except RecordingError:
+            pass
+        if self.hold.pending and self.remote is None and self.ctx.term:
+            if any(key in data for key in _CANCEL_KEYS):
+                self.hold.cancel("cancelled by the requester (Ctrl-C)")
+                return
+        self.relay.from_client(data)
+
+    def eof_received(self) -> None:
+        self.relay.client_sent_eof()
+
+    def resized(self, width: int, height: int, pixwidth: int, pixheight: int) -> None:
+        try:
+            self.ctx.recorder.resize(width, height)
+        except RecordingError:
+            pass
+        if self.remote is not None:
+            self.remote.resize(width, height, pixwidth, pixheight)
+
+    def signal_received(self, name: str) -> None:
+        if self.remote is not None:
+            self.remote.signal(name)
+        elif self.hold.pending:
+            self.hold.cancel(f"cancelled by the requester (signal {name})")
+
+    def break_received(self, msec: int) -> None:
+        if self.remote is not None:
+            self.remote.send_break(msec)
+
+    def client_paused(self) -> None:
+        self.relay.client_paused()
+
+    def client_resumed(self) -> None:
+        self.relay.client_resumed()
+
+    def client_gone(self) -> None:
+        self.hold.cancel("the requester disconnected")
+        self.relay.close()
+        if self.remote is not None:
+            self.remote.close()
+
+    def shutdown(self) -> None:
+        self.relay.close()
+        if self.remote is not None:
+            self.remote.close()
+        super().shutdown()
+
+    def _record_output(self, data: bytes) -> None:
+        try:
+            self.ctx.recorder.output(data)
+        except RecordingError as exc:
+            # fail closed, and only this channel: the upstream connection is shared
+            self.ctx.log.error("%s", exc)
+            if self.remote is not None:
+                self.remote.close()
+            self.relay.close()
+            self.finish(ExitResult(status=EXIT_BASTION_ERROR, error=str(exc)), str(exc))
+
+    # ---- the flow ----
+    async def run(self) -> None:
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            await self.hold.cancel_now()
+            if not self.finished:
+                self.gone(self.hold.cancel_reason or "client disconnected")
+            raise
+        except RecordingError as exc:
+            self.finish(ExitResult(status=EXIT_BASTION_ERROR, error=str(exc)), str(exc))
+        except BastionError as exc:
+            self.finish(ExitResult(status=EXIT_BASTION_ERROR, error=str(exc)), str(exc))
+        except Exception:  # never let one channel take down others
+            self.ctx.log.exception("exec flow failed")
+            self.finish(
+                ExitResult(status=EXIT_BASTION_ERROR, error="internal error"),
+                "internal error in the bastion; see its log",
+            )
+        finally:
+            self.relay.close()
+
+    async def _run(self) -> None:
+        ctx = self.ctx
+        try:
+            ctx.recorder.open()
+        except OSError as exc:  # fail closed: nothing runs unrecorded
+            ctx.log.error("cannot open the recording: %s", exc)
+            self.finish(
+                ExitResult(status=EXIT_BASTION_ERROR, error="recording failed"),
+                "the session cannot be recorded; nothing was run",
+            )
+            return
+        if ctx.refusal:
+            rule, _, reason = ctx.refusal.partition(": ")
+            ctx.recorder.decision("deny", rule, reason)
+            self.relay.discard_held()
+            self.finish(ExitResult(status=EXIT_DENIED), f"denied ({rule}): {reason}")
+            return
+        if not self.command.strip():
+            reason = (
+                "an empty command: give the command to run, e.g. ssh HOST 'uptime' "
+                "(the bastion never opens a shell on the target for a command)"
+            )
+            ctx.recorder.decision("deny", "empty-command", reason)
+            self.finish(ExitResult(status=EXIT_DENIED), f"denied (empty-command): {reason}")
+            return
+        decision = decide(
+            ctx.policy,
+            user=ctx.identity.user,
+            groups=ctx.identity.groups,
+            target=ctx.target,
+            login=ctx.login,
+            command=self.command,
+            pty=ctx.term is not None,
+        )
+        ctx.recorder.decision(decision.action, decision.rule, decision.reason, decision.commands)
+        ctx.log.info("decision %s rule=%s", decision.action, decision.rule)
+        detail = decision_detail(decision)
+        if decision.action == "deny":
+            self.relay.discard_held()
+            self.finish(ExitResult(status=EXIT_DENIED), f"denied ({decision.rule}): {detail}")
+            return
+        run = text_to_run(decision, self.command)
+        if decision.action == "review":
+            waiting = ctx.options.get("BASTION_WAIT", "1").strip().lower() not in (
+                "0",
+                "no",
+                "false",
+            )
+            outcome = await self.hold.seek(
+                decision, command=self.command, run=run, cwd=None, waiting=waiting
+            )
+            if outcome.run is None:
+                self.relay.discard_held()
+                self.finish(ExitResult(status=outcome.status), outcome.message)
+                return
+            run = outcome.run
+        await self._execute(run)
+
+    async def _execute(self, run: str) -> None:
+        ctx = self.ctx
+        self.remote = await ctx.upstream.start(run, env=ctx.env, term=ctx.term, sink=self.relay)
+        if self.finished:  # the client left or the bastion stopped while we connected
+            self.remote.close()
+            return
+        self.relay.attach(self.remote)
+        result = await self.remote.wait()
+        if self.finished:
+            return
+        if result.error:
+            self.finish(result, result.error)
+        else:
+            self.finish(result)
+
+
+def text_to_run(decision: Decision, command: str) -> str:
+    """What goes to the target: the policy's re-emitted command when it gives one."""
+    run = getattr(decision, "run", None)
+    return run if isinstance(run, str) and run.strip() else command

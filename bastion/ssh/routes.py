@@ -1,0 +1,134 @@
+"""From an authenticated session channel to its flow: recorder, context, flow kind.
+
+A session channel on an inner (jump) or direct-mode connection goes to one target as
+one login. Its request picks the flow: ``exec`` runs one decided command; ``shell`` and
+subsystems are refused with a sentence until their flows exist. Every channel gets its
+own recorder; variables the client set are split into the bastion's own options
+(``BASTION_*``) and the locale variables passed on to the target.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..config import Target
+from ..flows.base import EXIT_DENIED, Flow, FlowContext
+from ..flows.exec import ExecFlow
+from ..flows.ports import ExitResult
+from ..identity import Identity
+from ..logs import ContextLog
+from ..record import RecordingSettings, SessionInfo, SessionRecorder
+from .validate import forwardable_env, is_bastion_option
+
+if TYPE_CHECKING:
+    from .adapter import ChannelRequest, SessionAdapter
+    from .server import Services
+
+__all__ = ["RefusedFlow", "Route", "make_flow", "new_session_id"]
+
+
+def new_session_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
+
+
+@dataclass(frozen=True)
+class Route:
+    """An authenticated connection's destination."""
+
+    services: Services
+    identity: Identity
+    target: Target
+    login: str
+    conn_label: str
+    peer: str
+
+
+class RefusedFlow(Flow):
+    """A request the bastion does not serve: recorded, one sentence, status 77."""
+
+    def __init__(self, ctx: FlowContext, rule: str, reason: str):
+        super().__init__(ctx)
+        self.rule, self.reason = rule, reason
+
+    async def run(self) -> None:
+        try:
+            self.ctx.recorder.open()
+            self.ctx.recorder.decision("deny", self.rule, self.reason)
+        except OSError:
+            pass
+        self.finish(ExitResult(status=EXIT_DENIED), self.reason)
+
+    def client_gone(self) -> None:
+        if not self.finished:
+            self.gone()
+
+
+def make_flow(route: Route, adapter: SessionAdapter, request: ChannelRequest) -> Flow:
+    """Build the recorder, context and flow for one session channel."""
+    services = route.services
+    config = services.config
+    session_id = new_session_id()
+    term = request.term
+    what = request.command if request.kind == "exec" else None
+    kind = request.kind if request.kind != "subsystem" else f"subsystem:{request.subsystem}"
+    info = SessionInfo(
+        session_id=session_id,
+        conn=route.conn_label,
+        peer=route.peer,
+        user=route.identity.user,
+        groups=route.identity.groups,
+        target=route.target.name,
+        login=route.login,
+        kind=kind,
+        command=what,
+        term_type=term.type if term else None,
+        width=term.width if term else 80,
+        height=term.height if term else 24,
+    )
+    recorder = SessionRecorder(
+        info,
+        RecordingSettings(
+            config.recording.dir, config.recording.max_output_bytes, config.recording.record_input
+        ),
+        services.audit,
+        services.store,
+    )
+    log = ContextLog(
+        "bastion.session",
+        f"{route.conn_label} session={session_id} user={route.identity.user} "
+        f"target={route.target.name} login={route.login}",
+    )
+    ctx = FlowContext(
+        identity=route.identity,
+        target=route.target.name,
+        login=route.login,
+        session_id=session_id,
+        client=adapter,
+        recorder=recorder,
+        upstream=services.pool.for_session(route.target, route.login, route.identity.user),
+        policy=config.policy,
+        approvals=services.approvals,
+        log=log,
+        term=term,
+        env=forwardable_env(request.env),
+        options={k: v for k, v in request.env.items() if is_bastion_option(k)},
+        refusal=request.refusal,
+    )
+    where = f"{route.login}@{route.target.name}"
+    if request.kind == "exec":
+        return ExecFlow(ctx, request.command or "")
+    if request.kind == "shell":
+        return RefusedFlow(
+            ctx,
+            "unsupported",
+            "interactive shells are not available through this bastion yet; run one "
+            f"command at a time: ssh -J <bastion> {where} 'COMMAND'",
+        )
+    return RefusedFlow(
+        ctx,
+        "unsupported",
+        f"the {request.subsystem} subsystem is not available through this bastion yet",
+    )
