@@ -32,6 +32,7 @@ from .rules import NO_APPROVAL, SEVERITY, Approval, Rule
 from .runtext import run_text
 from .shparse import parse
 from .structure import StructureCheck, needs_structure_check
+from .terminal import terminal_tags, wants_safe_environment
 from .words import AnalysisTimeout, ShellSyntaxError
 
 __all__ = ["Decision", "Policy", "decide", "PolicyTest"]
@@ -44,6 +45,8 @@ TAG_TEXT = {
     "interpreter-code": "runs inline interpreter code",
     "source": "sources a file we cannot see",
     "arith-substitution": "arithmetic contains a command substitution",
+    "untrusted-script": "runs a script from a temporary directory, a pipe or stdin",
+    "written-then-run": "runs a script, config or package written in the same command line",
     "arith-runtime": "arithmetic reads a value only known at run time (which can run commands)",
     "history-expansion": "uses history expansion",
     "dynamic-code": "runs a shell string only known at run time",
@@ -517,15 +520,16 @@ def _decide(
             policy.on_unknown,
             "on_unknown",
             _describe(policy.on_unknown, "on_unknown", None, analysis.failure),
-            run=run_text(command, policy.safe_environment),
+            run=run_text(command, policy.safe_environment),  # unread: the safe line too
         )
-    cmds = analysis.commands
-    if pty:
-        cmds = tuple(
-            replace(c, tags=c.tags | {"takes-terminal"}) if c.program in PAGERS else c for c in cmds
-        )
+    cmds = tuple(
+        replace(c, tags=c.tags | {"takes-terminal"})
+        if (pty and c.program in PAGERS) or terminal_tags(c, pty)
+        else c
+        for c in analysis.commands
+    )
     rendered = tuple(dict.fromkeys(c.rendered + (f" ({c.via})" if c.via else "") for c in cmds))
-    run = run_text(command, policy.safe_environment)
+    run = run_text(command, policy.safe_environment and wants_safe_environment(cmds))
     if not cmds:
         return Decision("allow", "default", "allow (default): empty command", (), run)
     scoped = policy.scoped(user, frozenset(groups), target, login)

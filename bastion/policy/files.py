@@ -28,9 +28,11 @@ from ..schema import check
 from ..tomlsource import TomlSource
 from .effects import resolve_path
 from .normalize import Command
+from .programs import OUTPUT_OPTS
 from .rules import Approval, approval_of, in_scope, path_test
 from .schema import FILE_OPS, FileRuleModel
 from .words import DYN, Word
+from .wrappers import WRAPPERS
 
 __all__ = ["FileRule", "load_file_rules", "command_ops", "resolve_file_path", "FILE_OPS"]
 
@@ -60,19 +62,27 @@ class FileRule:
         return _test(self.paths)(path) and not (self.not_paths and _test(self.not_paths)(path))
 
     def could_match(self, op: str, word: Word, cwd: str | None) -> bool | None:
-        """Like ``matches`` for a command's word: None (maybe) if only known at run time."""
+        """Like ``matches`` for a command's word: None (maybe) for a glob or a run-time
+        word that could name a protected path. A run-time word counts only through its
+        fixed leading part (``cat "$f"`` reads no known secret; ``cat /etc/sh$x`` may)."""
         if op not in self.ops:
             return False
-        path = resolve_path(word.value, cwd)
-        if path is not None and not word.glob:
-            return self.matches(op, path)
-        if path is not None:  # a glob: could it name a protected file?
-            return None if _glob_meets(path, self.paths) else False
+        if not word.dynamic and not word.glob:
+            path = resolve_path(word.value, cwd)
+            return False if path is None else self.matches(op, path)
         static = word.value.split(DYN, 1)[0]
-        base = resolve_path(static, cwd) if static.startswith(("/", "~")) else None
+        if word.dynamic and not static.startswith(("/", "~")):
+            return False
+        base = resolve_path(static, cwd) if static else None
         if base is None:
-            return None if static == "" or "/" not in static else False
-        return None if _glob_meets(base + "*", self.paths) else False
+            return False
+        glob = base + ("*" if word.dynamic else "")
+        if not word.dynamic:
+            glob = resolve_path(word.value, cwd) or glob
+        samples = _samples(self.paths)
+        if any(fnmatchcase(x, glob) and self.matches(op, x) for x in samples):
+            return None
+        return False
 
 
 @lru_cache(maxsize=256)
@@ -80,18 +90,27 @@ def _test(patterns: tuple[str, ...]) -> Callable[[str], bool]:
     return path_test(patterns)
 
 
-def _glob_meets(glob: str, patterns: tuple[str, ...]) -> bool:
-    """Could a path matching ``glob`` also match one of ``patterns``? (A cheap over-
-    approximation: the fixed prefixes are compatible.)"""
-    fixed = re.split(r"[*?\[]", glob, maxsplit=1)[0]
+@lru_cache(maxsize=256)
+def _samples(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    """Paths each pattern names, in the places a glob or a run-time word could reach them
+    (``*/.ssh/id_*`` as ~/.ssh/id_x, /root/.ssh/id_x, /home/u/.ssh/id_x)."""
+    out: list[str] = []
     for p in patterns:
         if p.startswith("@"):
-            return True
-        pfix = re.split(r"[*?\[]", p, maxsplit=1)[0]
-        if fixed.startswith(pfix) or pfix.startswith(fixed):
-            if fnmatchcase(p.replace("*", "x"), glob) or "*" in glob or "*" in p:
-                return True
-    return False
+            continue
+        body = p.replace("?", "x").replace("[", "").replace("]", "")
+        if body.startswith("*/"):
+            tails = [body[2:]]
+            heads = ["~/", "/root/", "/home/u/", "/"]
+        elif body.startswith("*"):
+            tails = [body[1:]]
+            heads = ["~/x", "/root/x", "/home/u/x", "/etc/ssl/private/x", "/x"]
+        else:
+            tails, heads = [body], [""]
+        for head in heads:
+            for tail in tails:
+                out.append(head + tail.replace("*", "x"))
+    return tuple(out)
 
 
 def resolve_file_path(path: str, cwd: str | None, login: str) -> str:
@@ -161,6 +180,8 @@ _METADATA_ONLY = frozenset(
     "getfacl touch chmod chown chgrp chattr setfacl mkdir rmdir locate which whereis "
     "type command echo printf mv ln cd pushd popd true false sleep".split()
 )
+#: Programs whose operands are files they create (keys, certificates, archives).
+_WRITE_ONLY = frozenset({"ssh-keygen", "mkdir", "mktemp", "touch", "truncate"})
 _REMOVERS = frozenset({"rm", "unlink", "shred", "rmdir", "srm", "wipe"})
 _SETSTAT = frozenset({"chmod", "chown", "chgrp", "chattr", "setfacl", "touch"})
 _COPIERS = frozenset({"cp", "install", "rsync", "scp", "dd", "ditto"})
@@ -179,6 +200,8 @@ def command_ops(cmd: Command) -> list[tuple[str, Word]]:
     if cmd.dest is not None:
         ops.append(("write", cmd.dest))
     prog = cmd.program
+    if prog in WRAPPERS or prog in _WRITE_ONLY:
+        return ops  # the command a wrapper starts is judged on its own
     operands = [w for w in cmd.operands if w is not cmd.dest]
     if prog in _REMOVERS:
         ops += [("remove", w) for w in operands]
@@ -192,5 +215,10 @@ def command_ops(cmd: Command) -> list[tuple[str, Word]]:
         ops += [("read", w) for w in operands]
     elif prog not in _METADATA_ONLY and prog:
         ops += [("read", w) for w in operands]
-        ops += [("read", Word(v)) for _, v in cmd.option_values if v.startswith(("/", "~"))]
+        outputs = OUTPUT_OPTS.get(prog, frozenset())
+        ops += [
+            ("read", Word(v))
+            for o, v in cmd.option_values
+            if v and "\x00" not in v and o not in outputs
+        ]
     return ops

@@ -454,6 +454,8 @@ class Rule:
             )
         if "redirects" in c:
             self.checks.append(self._redirects)
+        if "overwrites" in c:
+            self.checks.append(self._overwrites)
         if "sql" in c:
             self.checks.append(self._sql)
         if "tags" in c:
@@ -510,6 +512,18 @@ class Rule:
                 o.startswith("--") and len(o) >= 3 and option.startswith(o) for o in cmd.options
             )
         return False
+
+    def _overwrites(self, cmd: Command) -> Match:
+        """Files emptied or replaced: a truncating redirect (``: > f``, not ``>>``), or
+        the operands of ``truncate``/``shred``/``wipe``."""
+        pats = tuple(self.conf["overwrites"])
+        results: list[Match] = []
+        for op, target in cmd.redirects:
+            if op in (">", ">|", "&>") or (op == ">&" and not re.fullmatch(r"\d+|-", target.value)):
+                results.append(_path_matches(target, cmd.cwd, pats))
+        if cmd.program in ("truncate", "shred", "wipe", "srm"):
+            results += [_path_matches(w, cmd.cwd, pats) for w in cmd.operands]
+        return _any(results)
 
     def _redirects(self, cmd: Command) -> Match:
         results: list[Match] = []

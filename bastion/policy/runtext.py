@@ -1,11 +1,12 @@
 """The text the bastion sends upstream for a decided command (``Decision.run``).
 
 What runs is what was decided: the command's own bytes (bash's reading of them was
-confirmed by ``structure``), after a fixed prefix that takes the escape out of programs
-that start a pager or an editor by themselves under ``ssh -t`` (``systemctl status``,
-``journalctl``, ``git log``, ``man``, ``crontab -e``, ``git commit``): pagers become
-``cat`` and, where a ``less`` still runs, it runs in secure mode (no ``!cmd``, no ``v``
-editor, no log files); editors started by a program fail instead of opening.
+confirmed by ``structure``). When the command holds a program that starts a pager or an
+editor by itself (``terminal``: ``systemctl status``, ``journalctl``, ``git log``,
+``man``, ``crontab -e``, ``git commit``), a fixed line comes first that takes the escape
+away: pagers become ``cat`` and, where a ``less`` still runs, it runs in secure mode (no
+``!cmd``, no ``v`` editor, no log files); editors started by a program fail instead of
+opening.
 
 Limits: ``sudo``, ``su``, ``env -i`` and the like start the program with a new
 environment, so the prefix does not reach it; the normalizer holds those pager and
@@ -29,18 +30,24 @@ SAFE_ENVIRONMENT = (
     ("LESSSECURE", "1"),
     ("AWS_PAGER", ""),
     ("PSQL_PAGER", "cat"),
+    ("GH_PAGER", "cat"),
+    ("GLAB_PAGER", "cat"),
+    ("BAT_PAGER", "cat"),
+    ("DELTA_PAGER", "cat"),
     ("EDITOR", "false"),
     ("VISUAL", "false"),
     ("GIT_EDITOR", "false"),
     ("GIT_SEQUENCE_EDITOR", "false"),
     ("SYSTEMD_EDITOR", "false"),
     ("KUBE_EDITOR", "false"),
+    ("FCEDIT", "false"),
 )
 _PREFIX = "export " + " ".join(f"{k}={v}" if v else f"{k}=''" for k, v in SAFE_ENVIRONMENT)
 
 
 def run_text(command: str, safe_environment: bool = True) -> str:
-    """The text to send upstream for ``command`` (see the module doc)."""
+    """The text to send upstream for ``command``: with the safe environment first when
+    ``safe_environment`` (see the module doc)."""
     if not safe_environment:
         return command
     return _PREFIX + "\n" + command

@@ -46,6 +46,8 @@ KNOWN_TAGS = frozenset(
         "source",
         "arith-substitution",
         "arith-runtime",
+        "written-then-run",
+        "untrusted-script",
         "history-expansion",
         "dynamic-code",
         "too-deep",
@@ -98,7 +100,7 @@ def _nonempty_unique(values: list[str]) -> list[str]:
 def _classes(allowed: tuple[str, ...]) -> AfterValidator:
     def check(values: list[str]) -> list[str]:
         for v in _nonempty_unique(values):
-            if v.startswith("@") and v not in allowed:
+            if v.startswith("@") and v[1:].isalpha() and v not in allowed:
                 raise ValueError(f"unknown class {v!r} (expected one of {', '.join(allowed)})")
         return values
 
@@ -194,6 +196,7 @@ class RuleModel(_Scoped, _Approvals):
     paths: Paths | None = None
     dest_paths: Paths | None = None
     redirects: Paths | None = None
+    overwrites: Paths | None = None
     sql: Regexes | None = None
     tags: Tags | None = None
     assigns: Names | None = None
@@ -303,6 +306,7 @@ RULE_LIST_KEYS = (
     "paths",
     "dest_paths",
     "redirects",
+    "overwrites",
     "sql",
     "tags",
     "assigns",

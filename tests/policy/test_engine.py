@@ -73,6 +73,7 @@ def test_run_text_is_the_command_after_a_safe_environment(shipped):
     assert _decide(shipped, "rm -rf /").run == ""
 
 
-def test_run_text_without_safe_environment(tmp_path):
+def test_run_text_without_safe_environment(tmp_path, shipped):
+    assert _decide(shipped, "ls -l").run == "ls -l"  # nothing that pages: exactly as typed
     policy = _policy(tmp_path, "[policy]\nsafe_environment = false\n")
-    assert _decide(policy, "ls -l").run == "ls -l"
+    assert _decide(policy, "git log").run == "git log"
