@@ -1013,7 +1013,7 @@ class Normalizer(ToolReadings):
                                 sc,
                                 f"via find {args[i].value} {via}".strip(),
                                 depth + 1,
-                                set(),
+                                {"from-find"},
                                 assigns,
                             )
                 i = j

@@ -59,6 +59,7 @@ KNOWN_TAGS = frozenset(
         "kills-everything",
         "kills-critical",
         "runs-command",
+        "from-find",
         "sftp-server",
     }
 )

@@ -87,7 +87,7 @@ _ACTS: dict[str, frozenset[str]] = {
 #: Wrappers that start their program in a new environment (the safe one does not reach).
 _NEW_ENV = re.compile(
     r"\bvia (sudo|su|doas|runuser|pkexec|ssh|systemd-run|machinectl|nsenter|chroot|setpriv"
-    r"|docker|podman|nerdctl|kubectl|oc|lxc|incus|env -i|sg|newgrp|at|batch|watch)\b"
+    r"|docker|podman|nerdctl|kubectl|oc|lxc|incus|env|sg|newgrp|at|batch|watch)\b"
 )
 
 
@@ -97,6 +97,8 @@ def _words(cmd: Command) -> list[str]:
 
 def starts_pager(cmd: Command) -> bool:
     """Whether the program may page through $PAGER/less when it has a terminal."""
+    if "--no-pager" in cmd.options or (cmd.program == "git" and "-P" in cmd.options):
+        return False
     if cmd.program in PAGER_STARTERS:
         return True
     return cmd.program in _HELP_PAGERS and any(w.value in ("help", "--help") for w in cmd.words)
@@ -148,7 +150,7 @@ def new_environment(cmd: Command) -> bool:
 
 def terminal_tags(cmd: Command, pty: bool) -> bool:
     """Whether ``cmd`` takes the terminal in a way the safe environment cannot prevent."""
-    if pty and acts_interactively(cmd):
+    if (pty and acts_interactively(cmd)) or cmd.program in _EDITOR_ALWAYS:
         return True
     if not new_environment(cmd):
         return False

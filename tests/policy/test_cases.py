@@ -11,6 +11,7 @@ CASES = ROOT / "bastion" / "data" / "cases"
 DESTRUCTIVE = load_cases([CASES / "destructive.cases"])
 EVERYDAY = load_cases([CASES / "everyday.cases"])
 REVIEW = load_cases([CASES / "review.cases"])
+CLASSES = load_cases([CASES / "classes.cases"])
 
 
 def _decide(policy, command):
@@ -33,6 +34,14 @@ def _check(policy, case):
 @pytest.mark.parametrize("case", DESTRUCTIVE, ids=lambda c: c.name)
 def test_destructive(shipped, case):
     """Never allowed, and held or denied by the rule the row names."""
+    assert case.expect != "allow" and case.rule
+    _check(shipped, case)
+
+
+@pytest.mark.parametrize("case", CLASSES, ids=lambda c: c.name)
+def test_classes_of_issue_10(shipped, case):
+    """Programs that take the terminal or run others, anti-forensics, availability,
+    sensitive reads, legacy scp and SFTP servers: held or denied by the named rule."""
     assert case.expect != "allow" and case.rule
     _check(shipped, case)
 
