@@ -76,7 +76,7 @@ UNKNOWN_TAGS = frozenset(
 
 #: Unknown findings an allow rule may accept for a command (the issue's "unless a rule
 #: allows it"); the others are held whatever the rules say.
-ALLOWABLE_TAGS = frozenset({"script-file", "interpreter-code"})
+ALLOWABLE_TAGS = frozenset({"script-file", "interpreter-code", "untrusted-script"})
 
 _SCRIPT_RUNNERS = SHELLS | {
     "python",
@@ -203,6 +203,8 @@ _UNTRUSTED_DIRS = (
     "/dev/tcp/",
     "/dev/udp/",
 )
+#: A temporary directory anywhere (~/.ansible/tmp/..., ~/tmp/...): uploaded, not installed.
+_TEMP_PART = re.compile(r"/\.?(?:tmp|temp|te?mp-[^/]*)/", re.I)
 _UNTRUSTED_IN_TEXT = re.compile(
     r"(?:^|[\s'\"=])(?:/tmp|/var/tmp|/dev/shm|/dev/stdin|/dev/fd|/proc)/"
 )
@@ -536,7 +538,9 @@ class Normalizer(ToolReadings):
         values += [t.value for op, t in cmd.redirects if op in ("<", "<>")]
         for value in values:
             path = resolve_path(value.split("=", 1)[-1], self.cwd)
-            if path is not None and (path + "/").startswith(_UNTRUSTED_DIRS):
+            if path is not None and (
+                (path + "/").startswith(_UNTRUSTED_DIRS) or _TEMP_PART.search(path)
+            ):
                 return True
             if _UNTRUSTED_IN_TEXT.search(value):  # psql -c '\i /tmp/x.sql'
                 return True

@@ -449,8 +449,15 @@ class Rule:
                 lambda cmd: cmd.dest is not None and _path_matches(cmd.dest, cmd.cwd, dest_paths)
             )
         if "paths" in c:
+            unjudged = tuple(c.get("not_paths", ()))
             self.checks.append(
-                lambda cmd: _any([_path_matches(w, cmd.cwd, paths) for w in cmd.operands])
+                lambda cmd: _any(
+                    [
+                        _path_matches(w, cmd.cwd, paths)
+                        for w in cmd.operands
+                        if not (unjudged and _path_matches(w, cmd.cwd, unjudged) is True)
+                    ]
+                )
             )
         if "redirects" in c:
             self.checks.append(self._redirects)
@@ -460,6 +467,8 @@ class Rule:
             self.checks.append(self._sql)
         if "tags" in c:
             self.checks.append(lambda cmd: any(t in cmd.tags for t in c["tags"]))
+        if "not_tags" in c:
+            self.checks.append(lambda cmd: not any(t in cmd.tags for t in c["not_tags"]))
         if "assigns" in c:
             assigns = re.compile("|".join(fnmatch.translate(p) for p in c["assigns"]))
             self.checks.append(lambda cmd: any(assigns.match(a) for a in set(cmd.assigns)))
@@ -531,6 +540,9 @@ class Rule:
             if op not in (">", ">>", ">|", "&>", "&>>", "<>", ">&"):
                 continue
             if op == ">&" and re.fullmatch(r"\d+|-", target.value):
+                continue
+            unjudged = tuple(self.conf.get("not_paths", ()))
+            if unjudged and _path_matches(target, cmd.cwd, unjudged) is True:
                 continue
             results.append(_path_matches(target, cmd.cwd, tuple(self.conf["redirects"])))
         return _any(results)

@@ -195,11 +195,13 @@ class RuleModel(_Scoped, _Approvals):
     not_args: WordPatterns | None = None
     operands: WordPatterns | None = None
     paths: Paths | None = None
+    not_paths: Paths | None = None
     dest_paths: Paths | None = None
     redirects: Paths | None = None
     overwrites: Paths | None = None
     sql: Regexes | None = None
     tags: Tags | None = None
+    not_tags: Tags | None = None
     assigns: Names | None = None
 
     @model_validator(mode="after")
@@ -305,11 +307,13 @@ RULE_LIST_KEYS = (
     "not_args",
     "operands",
     "paths",
+    "not_paths",
     "dest_paths",
     "redirects",
     "overwrites",
     "sql",
     "tags",
+    "not_tags",
     "assigns",
 ) + _SCOPE_KEYS
 _LISTS = frozenset(RULE_LIST_KEYS) | {"approvers", "ops", "via", "not_paths"}

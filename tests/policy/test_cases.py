@@ -12,6 +12,8 @@ DESTRUCTIVE = load_cases([CASES / "destructive.cases"])
 EVERYDAY = load_cases([CASES / "everyday.cases"])
 REVIEW = load_cases([CASES / "review.cases"])
 CLASSES = load_cases([CASES / "classes.cases"])
+AGENTS = load_cases([CASES / "agents.cases"])
+ANSIBLE = load_cases([CASES / "ansible.cases"])
 
 
 def _decide(policy, command):
@@ -44,6 +46,19 @@ def test_classes_of_issue_10(shipped, case):
     sensitive reads, legacy scp and SFTP servers: held or denied by the named rule."""
     assert case.expect != "allow" and case.rule
     _check(shipped, case)
+
+
+@pytest.mark.parametrize("case", AGENTS + ANSIBLE, ids=lambda c: c.name)
+def test_profiles(shipped, case):
+    """The agents safe-list profile both ways, and Ansible for the automation group."""
+    _check(shipped, case)
+
+
+def test_agents_both_ways():
+    allowed = [c for c in AGENTS if c.expect == "allow"]
+    held = [c for c in AGENTS if c.expect != "allow"]
+    assert len(allowed) >= 30 and len(held) >= 40
+    assert all(c.rule and c.rule.startswith("agents-") for c in allowed)
 
 
 @pytest.mark.parametrize("case", EVERYDAY, ids=lambda c: c.name)
