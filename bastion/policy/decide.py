@@ -317,7 +317,8 @@ class Policy:
 
 #: Expansions a trusted reading knows more about (see ``shparse.parse``).
 _TRUST_HINT = re.compile(
-    r"\$\{?(HOME|USER|LOGNAME)\b|[$`]\(?\s*(date|id|nproc|pgrep|pidof)\b|\$[$?#]|\$\{[#$?]|\$\(\("
+    r"\$\{?(HOME|USER|LOGNAME)\b|[$`]\(?\s*(date|id|nproc|pgrep|pidof|hostname|whoami|uname)\b"
+    r"|\$[$?#]|\$\{[#$?]|\$\(\("
     r"|\$\{?(E?UID|PPID)\b"
 )
 _VAR_REFS = re.compile(r"\$(HOME|USER|LOGNAME)(?![A-Za-z0-9_])|\$\{(HOME|USER|LOGNAME)\}")
@@ -330,7 +331,7 @@ _ENV_CHANGERS = frozenset(
     "eval source . alias unalias machinectl newgrp hash enable builtin let wait coproc "
     "trap".split()
 )
-_REDEFINED = re.compile(r"\bin function (date|id|nproc|pgrep|pidof)\b")
+_REDEFINED = re.compile(r"\bin function (date|id|nproc|pgrep|pidof|hostname|whoami|uname)\b")
 
 
 def _blank(command: str, spans: list[tuple[int, int]]) -> str:

@@ -26,6 +26,7 @@ written files: see ``effects``.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import time
 from dataclasses import dataclass, replace
@@ -942,12 +943,14 @@ class Normalizer(ToolReadings):
                 continue
             if name == "xargs":
                 repl = [v.value for o, v in opts if o in ("-I", "--replace", "-i") and v]
+                base = None if any(o in ("-a", "--arg-file") for o, _ in opts) else origin(sc)
+                root = base[:-3] if base and base.endswith("/**") else base
+                item = DYN if root is None else root.rstrip("/") + "/" + DYN
+                raw = "{stdin}" if base is None else FOUND if base != root else SOME
                 inner = [
-                    Word(x.value.replace(repl[0], DYN), x.raw, True)
-                    if repl and repl[0] in x.value
-                    else x
+                    _xargs_item(x, repl[0], base) if repl and repl[0] in x.value else x
                     for x in inner
-                ] + [Word(DYN, "{stdin}", True)]
+                ] + ([] if repl else [Word(item, raw, True)])
             if name == "parallel":  # CMD ::: ARGS: args are appended, {} replaced
                 inner = self.parallel(inner, depth, tags)
                 if not inner:
@@ -1004,7 +1007,9 @@ class Normalizer(ToolReadings):
                             sub = [
                                 Word(
                                     x.value.replace("{}", value),
-                                    raw or x.raw if x.value == "{}" else x.raw,
+                                    (raw or x.raw)
+                                    if x.value == "{}"
+                                    else (SOME if raw and x.value.startswith("{}") else x.raw),
                                     x.dynamic or root.dynamic or raw is not None,
                                     x.glob,
                                 )
@@ -1113,6 +1118,75 @@ class Normalizer(ToolReadings):
         for cmd in shell_escapes(sql):
             self.shell_text(cmd, f"inside a {name} shell escape {via}".strip(), depth)
         return sql or None
+
+
+#: Filters that pass some of their input lines through unchanged.
+_LINE_FILTERS = frozenset({"head", "tail", "sort", "uniq", "shuf", "tac", "cat"})
+
+
+def _xargs_item(x: Word, repl: str, base: str | None) -> Word:
+    """An xargs -I template with each input line in place of ``repl``: some path under
+    ``base`` where the pipeline's producer says so (see ``origin``)."""
+    if base is None:
+        return Word(x.value.replace(repl, DYN), x.raw, True)
+    if base.endswith("/**"):  # unfiltered find: the root itself too
+        root = base[:-3]
+        if x.value == repl:
+            return Word(root.rstrip("/") + "/" + DYN, FOUND, True)
+        base = root
+    if x.value.startswith(repl):
+        return Word(x.value.replace(repl, base.rstrip("/") + "/" + DYN, 1), SOME, True)
+    head = x.value.split(repl, 1)[0]
+    if base == "." and head.endswith("/"):  # releases/{}: a name inside releases/
+        return Word(x.value.replace(repl, DYN), SOME, True)
+    return Word(x.value.replace(repl, DYN), x.raw, True)
+
+
+def origin(sc: SimpleCommand) -> str | None:
+    """Where the paths a pipeline feeds to xargs lie, when its producer says: ``find D``
+    yields paths under D, ``ls`` names in the working directory (``.``), ``ls D/*.gz``
+    paths under D, ``grep -rl P D`` files under D, ``git ls-files`` paths under ``.``.
+    Lines through head/tail/sort/uniq/grep stay what they were. None when unknown."""
+    src = sc.piped_from
+    while src is not None and src.words:
+        name = program_name(src.words[0].value)
+        args = [w for w in src.words[1:]]
+        if any(w.dynamic for w in args) or any(r.op not in ("2>", ">&") for r in src.redirects):
+            return None
+        if name in _LINE_FILTERS and all(
+            re.fullmatch(r"[-+]?[\w=,.-]*", w.value) and (w.value[:1] in "-+" or w.value.isdigit())
+            for w in args
+        ):
+            src = src.piped_from
+            continue
+        if name == "grep" and not any(w.value in ("-o", "--only-matching") for w in args):
+            if any(w.value.startswith("-") and "l" in w.value.lstrip("-")[:4] for w in args):
+                dirs = [w.value for w in args if not w.value.startswith("-")][1:]
+                return dirs[0] if len(dirs) == 1 and not any(c in dirs[0] for c in "*?[") else None
+            src = src.piped_from
+            continue
+        if name == "find":
+            roots = [w.value for w in args if not w.value.startswith(("-", "(", "!"))][:1]
+            if any(w.value in ("-printf", "-fprintf", "-exec", "-execdir") for w in args):
+                return None
+            root = roots[0] if roots else "."
+            if any(c in root for c in "*?["):
+                return None
+            if not any(w.value in _FIND_FILTERS for w in args):
+                return root + "/**"  # every path under root, root included (find . | ...)
+            return root
+        if name == "ls":
+            paths = [w for w in args if not w.value.startswith("-")]
+            if any(w.value.startswith("-") and set(w.value[1:]) & set("Raf") for w in args):
+                return None  # recursive, or . and .. among the names
+            if not paths or all(not w.glob for w in paths):
+                return "."  # names, printed without their directory
+            heads = {posixpath.dirname(w.value) for w in paths}
+            return heads.pop() or "." if len(heads) == 1 else None
+        if name == "git" and args and args[0].value in ("ls-files", "diff"):
+            return "."
+        return None
+    return None
 
 
 def runs_command(name: str, args: list[Word]) -> bool:

@@ -60,7 +60,7 @@ _SUBSCRIPT = re.compile(r"\[[^\]]*[$`]")
 _BAD_REDIRECT = re.compile(r"(?>>>|>&|&>|[<>])[ \t]*(?=$|[<>&;|]|[0-9]+[<>])")
 _RESERVED = re.compile(
     r"(?:^|[;&|]\s*|\s)(?:if|then|else|elif|fi|case|esac|for|select|while|until|do|done|in"
-    r"|function|coproc|time|\[\[|\]\]|\{|\}|!)(?=$|[\s;&|])"
+    r"|function|coproc|time|\[\[|\]\]|\{|\}|!)(?=$|[\s;&|<>()])"
 )
 
 
