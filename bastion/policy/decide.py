@@ -238,9 +238,9 @@ class Policy:
         except RecursionError:
             return Analysis((), "cannot parse: nesting too deep")
         checked = self.structure_check and needs_structure_check(command)
-        if self.crosscheck and (
-            checked or (not self.structure_check and needs_crosscheck(command))
-        ):
+        # bashlex is the second reader where bash's own does not confirm the structure:
+        # once bash reads no command we did not, bashlex can only add its own misreads
+        if self.crosscheck and not self.structure_check and needs_crosscheck(command):
             left = timeout - (time.monotonic() - start)
             if left <= 0:
                 return Analysis((), "cannot parse: analysis took too long", timed_out=True)
