@@ -26,7 +26,6 @@ written files: see ``effects``.
 
 from __future__ import annotations
 
-import posixpath
 import re
 import time
 from dataclasses import dataclass, replace
@@ -43,7 +42,9 @@ from .effects import (
     writes,
 )
 from .getopt import Spec, _q, read_options, spec, wrapper_options
+from .pipelines import origin, runs_command, xargs_item
 from .programs import GLOBAL_SPECS, OPT_SPECS, RUNS_COMMAND, TAKES_COMMAND_OPTS
+from .scripts import ScriptReadings
 from .shparse import SimpleCommand, parse
 from .sql import shell_escapes
 from .tools import ToolReadings, kill_tag
@@ -191,30 +192,6 @@ _TERMINAL_PROGRAMS = _EDITORS | frozenset(
         "telnet",
     }
 )
-#: Where a script is not an existing file of the target's (anyone can write there, or
-#: it is a stream).
-_UNTRUSTED_DIRS = (
-    "/tmp/",
-    "/var/tmp/",
-    "/dev/shm/",
-    "/dev/stdin/",
-    "/dev/fd/",
-    "/proc/",
-    "/run/user/",
-    "/dev/tcp/",
-    "/dev/udp/",
-)
-#: A temporary directory anywhere (~/.ansible/tmp/..., ~/tmp/...): uploaded, not installed.
-_TEMP_PART = re.compile(r"/\.?(?:tmp|temp|te?mp-[^/]*)/", re.I)
-_UNTRUSTED_IN_TEXT = re.compile(
-    r"(?:^|[\s'\"=])(?:/tmp|/var/tmp|/dev/shm|/dev/stdin|/dev/fd|/proc)/"
-)
-#: Programs that run what a file they are given holds (configs, units, packages, scripts).
-CONFIG_RUNNERS = frozenset(
-    "logrotate crontab at batch dpkg apt apt-get rpm yum dnf zypper pip pip3 make gmake "
-    "ansible-playbook source . awk gawk sed perl python python3 ruby node php tcpdump "
-    "visudo systemctl docker podman kubectl helm terraform".split()
-)
 #: Pagers: ``!cmd`` runs a shell, but only with a terminal (see ``decide``'s pty)
 PAGERS = frozenset({"less", "more", "most", "pg", "man"})
 #: Options that only print something and exit
@@ -338,7 +315,7 @@ def _join(words: list[Word]) -> tuple[str, bool]:
     return " ".join(w.value.replace(DYN, "${_}") for w in words), any(w.dynamic for w in words)
 
 
-class Normalizer(ToolReadings):
+class Normalizer(ScriptReadings, ToolReadings):
     """Walks parsed commands in order, tracking the working directory across ``cd``
     (and aliases, links and mounts made earlier in the input)."""
 
@@ -531,40 +508,6 @@ class Normalizer(ToolReadings):
                 self.written.add(path)
         if name in ("ln", "mount"):
             self.note_link(name, read_options(args, OPT_SPECS.get(name)), self.cwd)
-
-    def untrusted_script(self, cmd: Command, first: Word, sc: SimpleCommand) -> bool:
-        """A script that is not an existing file of the target's: one in a directory
-        anyone can write (/tmp), or read from stdin, a pipe or a file descriptor."""
-        values = [first.value] + [w.value for w in cmd.words]
-        values += [t.value for op, t in cmd.redirects if op in ("<", "<>")]
-        for value in values:
-            path = resolve_path(value.split("=", 1)[-1], self.cwd)
-            if path is not None and (
-                (path + "/").startswith(_UNTRUSTED_DIRS) or _TEMP_PART.search(path)
-            ):
-                return True
-            if _UNTRUSTED_IN_TEXT.search(value):  # psql -c '\i /tmp/x.sql'
-                return True
-        return stdin_of(sc)[1] == "text" or (cmd.program in SHELLS and sc.piped_from is not None)
-
-    def runs_written(self, cmd: Command, first: Word) -> bool:
-        """A script, config or package this input wrote, handed to a program that runs
-        what it holds (``echo .. > x.sh; bash x.sh``, ``cat > l.conf; logrotate l.conf``)."""
-        if (
-            not self.written
-            or cmd.program in WRAPPERS  # the command it starts is judged on its own
-            or not (
-                "script-file" in cmd.tags or cmd.program in CONFIG_RUNNERS or cmd.program in SHELLS
-            )
-        ):
-            return False
-        words = [first.value] + [w.value for w in cmd.words]
-        for value in words:
-            value = value.split("=", 1)[-1] if value.startswith("-") else value
-            path = resolve_path(value, self.cwd)
-            if path is not None and (path in self.written or path.rstrip("/") in self.written):
-                return True
-        return False
 
     def special(
         self,
@@ -948,7 +891,7 @@ class Normalizer(ToolReadings):
                 item = DYN if root is None else root.rstrip("/") + "/" + DYN
                 raw = "{stdin}" if base is None else FOUND if base != root else SOME
                 inner = [
-                    _xargs_item(x, repl[0], base) if repl and repl[0] in x.value else x
+                    xargs_item(x, repl[0], base) if repl and repl[0] in x.value else x
                     for x in inner
                 ] + ([] if repl else [Word(item, raw, True)])
             if name == "parallel":  # CMD ::: ARGS: args are appended, {} replaced
@@ -1118,93 +1061,6 @@ class Normalizer(ToolReadings):
         for cmd in shell_escapes(sql):
             self.shell_text(cmd, f"inside a {name} shell escape {via}".strip(), depth)
         return sql or None
-
-
-#: Filters that pass some of their input lines through unchanged.
-_LINE_FILTERS = frozenset({"head", "tail", "sort", "uniq", "shuf", "tac", "cat"})
-
-
-def _xargs_item(x: Word, repl: str, base: str | None) -> Word:
-    """An xargs -I template with each input line in place of ``repl``: some path under
-    ``base`` where the pipeline's producer says so (see ``origin``)."""
-    if base is None:
-        return Word(x.value.replace(repl, DYN), x.raw, True)
-    if base.endswith("/**"):  # unfiltered find: the root itself too
-        root = base[:-3]
-        if x.value == repl:
-            return Word(root.rstrip("/") + "/" + DYN, FOUND, True)
-        base = root
-    if x.value.startswith(repl):
-        return Word(x.value.replace(repl, base.rstrip("/") + "/" + DYN, 1), SOME, True)
-    head = x.value.split(repl, 1)[0]
-    if base == "." and head.endswith("/"):  # releases/{}: a name inside releases/
-        return Word(x.value.replace(repl, DYN), SOME, True)
-    return Word(x.value.replace(repl, DYN), x.raw, True)
-
-
-def origin(sc: SimpleCommand) -> str | None:
-    """Where the paths a pipeline feeds to xargs lie, when its producer says: ``find D``
-    yields paths under D, ``ls`` names in the working directory (``.``), ``ls D/*.gz``
-    paths under D, ``grep -rl P D`` files under D, ``git ls-files`` paths under ``.``.
-    Lines through head/tail/sort/uniq/grep stay what they were. None when unknown."""
-    src = sc.piped_from
-    while src is not None and src.words:
-        name = program_name(src.words[0].value)
-        args = [w for w in src.words[1:]]
-        if any(w.dynamic for w in args) or any(r.op not in ("2>", ">&") for r in src.redirects):
-            return None
-        if name in _LINE_FILTERS and all(
-            re.fullmatch(r"[-+]?[\w=,.-]*", w.value) and (w.value[:1] in "-+" or w.value.isdigit())
-            for w in args
-        ):
-            src = src.piped_from
-            continue
-        if name == "grep" and not any(w.value in ("-o", "--only-matching") for w in args):
-            if any(w.value.startswith("-") and "l" in w.value.lstrip("-")[:4] for w in args):
-                dirs = [w.value for w in args if not w.value.startswith("-")][1:]
-                return dirs[0] if len(dirs) == 1 and not any(c in dirs[0] for c in "*?[") else None
-            src = src.piped_from
-            continue
-        if name == "find":
-            roots = [w.value for w in args if not w.value.startswith(("-", "(", "!"))][:1]
-            if any(w.value in ("-printf", "-fprintf", "-exec", "-execdir") for w in args):
-                return None
-            root = roots[0] if roots else "."
-            if any(c in root for c in "*?["):
-                return None
-            if not any(w.value in _FIND_FILTERS for w in args):
-                return root + "/**"  # every path under root, root included (find . | ...)
-            return root
-        if name == "ls":
-            paths = [w for w in args if not w.value.startswith("-")]
-            if any(w.value.startswith("-") and set(w.value[1:]) & set("Raf") for w in args):
-                return None  # recursive, or . and .. among the names
-            if not paths or all(not w.glob for w in paths):
-                return "."  # names, printed without their directory
-            heads = {posixpath.dirname(w.value) for w in paths}
-            return heads.pop() or "." if len(heads) == 1 else None
-        if name == "git" and args and args[0].value in ("ls-files", "diff"):
-            return "."
-        return None
-    return None
-
-
-def runs_command(name: str, args: list[Word]) -> bool:
-    """Whether an option, a ``KEY=`` configuration or an argument makes ``name`` run
-    another program (``programs.RUNS_COMMAND``)."""
-    options, keys, arg_globs = RUNS_COMMAND[name]
-    read = read_options(args, GLOBAL_SPECS.get(name) or OPT_SPECS.get(name))
-    for opt, value in read.options:
-        if name == "rsync" and opt in ("-e", "--rsh") and value is not None:
-            if value.value.split(" ", 1)[0].rsplit("/", 1)[-1] not in ("ssh", "autossh"):
-                return True  # a transport other than ssh: a program run with the data
-        if opt in options:
-            return True
-        if value is not None and keys and "=" in value.value:
-            key = value.value.split("=", 1)[0].lower().strip()
-            if any(fnmatchcase(key, k) for k in keys):
-                return True
-    return any(fnmatchcase(w.value, g) for w in args for g in arg_globs)
 
 
 def normalize(
