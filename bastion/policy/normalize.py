@@ -42,12 +42,14 @@ from .effects import (
     writes,
 )
 from .getopt import Spec, _q, read_options, spec, wrapper_options
-from .programs import GLOBAL_SPECS, OPT_SPECS, TAKES_COMMAND_OPTS
+from .pipelines import origin, runs_command, xargs_item
+from .programs import GLOBAL_SPECS, OPT_SPECS, RUNS_COMMAND, TAKES_COMMAND_OPTS
+from .scripts import ScriptReadings
 from .shparse import SimpleCommand, parse
 from .sql import shell_escapes
 from .tools import ToolReadings, kill_tag
 from .unknown import BUILTINS, NOT_WRAPPERS, SHORT_NAMES, TRIGGERS
-from .words import DYN, FOUND, SOME, ShellSyntaxError, Word
+from .words import DYN, FOUND, SOME, AnalysisTimeout, ShellSyntaxError, Word
 from .wrappers import INTERPRETERS, KNOWN_PROGRAMS, SHELLS, SQL_CLIENTS, WRAPPERS
 
 __all__ = ["Command", "UNKNOWN_TAGS", "ALLOWABLE_TAGS", "normalize", "resolve_path"]
@@ -63,6 +65,9 @@ UNKNOWN_TAGS = frozenset(
         "interpreter-code",
         "source",
         "arith-substitution",
+        "arith-runtime",
+        "written-then-run",
+        "untrusted-script",
         "history-expansion",
         "dynamic-code",
         "too-deep",
@@ -73,7 +78,7 @@ UNKNOWN_TAGS = frozenset(
 
 #: Unknown findings an allow rule may accept for a command (the issue's "unless a rule
 #: allows it"); the others are held whatever the rules say.
-ALLOWABLE_TAGS = frozenset({"script-file", "interpreter-code"})
+ALLOWABLE_TAGS = frozenset({"script-file", "interpreter-code", "untrusted-script"})
 
 _SCRIPT_RUNNERS = SHELLS | {
     "python",
@@ -310,7 +315,7 @@ def _join(words: list[Word]) -> tuple[str, bool]:
     return " ".join(w.value.replace(DYN, "${_}") for w in words), any(w.dynamic for w in words)
 
 
-class Normalizer(ToolReadings):
+class Normalizer(ScriptReadings, ToolReadings):
     """Walks parsed commands in order, tracking the working directory across ``cd``
     (and aliases, links and mounts made earlier in the input)."""
 
@@ -322,6 +327,7 @@ class Normalizer(ToolReadings):
         self.aliases: dict[str, str] = {}  # alias NAME=BODY seen so far in this input
         self.expanding: set[str] = set()  # aliases being expanded (bash never recurses)
         self.guessing = 0  # readings of unknown programs' arguments in progress
+        self.written: set[str] = set()  # paths written so far in this input
         self.links: dict[str, tuple[str, bool]] = {}  # see ToolReadings.note_link
 
     @property
@@ -329,7 +335,7 @@ class Normalizer(ToolReadings):
         """Time left for nested parses; the whole analysis shares one deadline."""
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise ShellSyntaxError("analysis took too long")
+            raise AnalysisTimeout("analysis took too long")
         return left
 
     def run(self, cmds: list[SimpleCommand], via: str = "", depth: int = 0) -> None:
@@ -492,7 +498,14 @@ class Normalizer(ToolReadings):
         cmd = self.emit(name, args, sc, via, tags, assigns, sql, at=at, limit=limit)
         written = [t for op, t in cmd.redirects if op in _WRITES]
         if written and not self.startup_write(name, args, sc, written, via, depth):
-            self.out[at] = replace(cmd, tags=cmd.tags | {"dynamic-code"})
+            cmd = self.out[at] = replace(cmd, tags=cmd.tags | {"dynamic-code"})
+        if self.runs_written(cmd, first):
+            cmd = self.out[at] = replace(cmd, tags=cmd.tags | {"written-then-run"})
+        if "script-file" in cmd.tags and self.untrusted_script(cmd, first, sc):
+            self.out[at] = replace(cmd, tags=cmd.tags | {"untrusted-script"})
+        for t in written + ([cmd.dest] if cmd.dest is not None else []):
+            if (path := resolve_path(t.value, self.cwd)) is not None:
+                self.written.add(path)
         if name in ("ln", "mount"):
             self.note_link(name, read_options(args, OPT_SPECS.get(name)), self.cwd)
 
@@ -642,6 +655,8 @@ class Normalizer(ToolReadings):
             self.container_exec(name, args, sc, via, depth, assigns)
         elif name in SQL_CLIENTS:
             return self.sql(name, args, sc, via, depth, tags)
+        if name in RUNS_COMMAND and runs_command(name, args):
+            tags.add("runs-command")
         if name in TAKES_COMMAND_OPTS:
             read = read_options(args, GLOBAL_SPECS.get(name) or OPT_SPECS.get(name))
             for opt, value in read.options:
@@ -871,12 +886,14 @@ class Normalizer(ToolReadings):
                 continue
             if name == "xargs":
                 repl = [v.value for o, v in opts if o in ("-I", "--replace", "-i") and v]
+                base = None if any(o in ("-a", "--arg-file") for o, _ in opts) else origin(sc)
+                root = base[:-3] if base and base.endswith("/**") else base
+                item = DYN if root is None else root.rstrip("/") + "/" + DYN
+                raw = "{stdin}" if base is None else FOUND if base != root else SOME
                 inner = [
-                    Word(x.value.replace(repl[0], DYN), x.raw, True)
-                    if repl and repl[0] in x.value
-                    else x
+                    xargs_item(x, repl[0], base) if repl and repl[0] in x.value else x
                     for x in inner
-                ] + [Word(DYN, "{stdin}", True)]
+                ] + ([] if repl else [Word(item, raw, True)])
             if name == "parallel":  # CMD ::: ARGS: args are appended, {} replaced
                 inner = self.parallel(inner, depth, tags)
                 if not inner:
@@ -933,7 +950,9 @@ class Normalizer(ToolReadings):
                             sub = [
                                 Word(
                                     x.value.replace("{}", value),
-                                    raw or x.raw if x.value == "{}" else x.raw,
+                                    (raw or x.raw)
+                                    if x.value == "{}"
+                                    else (SOME if raw and x.value.startswith("{}") else x.raw),
                                     x.dynamic or root.dynamic or raw is not None,
                                     x.glob,
                                 )
@@ -946,7 +965,7 @@ class Normalizer(ToolReadings):
                                 sc,
                                 f"via find {args[i].value} {via}".strip(),
                                 depth + 1,
-                                set(),
+                                {"from-find"},
                                 assigns,
                             )
                 i = j
