@@ -2,7 +2,7 @@
 
 The client's SFTP session ends at the bastion: the flow cuts the client's stream into
 requests (``sftp_wire``), and for each one that names a path or changes something asks
-the file policy (``filepolicy.decide_file_op``, ``[[files]]`` rules) before the request is
+the file policy (``policy.decide_file``, ``[[files]]`` rules) before the request is
 written to the target's own SFTP server (``Upstream.start_sftp``, over the stored key). A
 refused request gets "permission denied" from the bastion and never reaches the target.
 Request ids are renumbered, so the bastion's own queries (``REALPATH``) never collide with
@@ -38,12 +38,11 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 from ..errors import BastionError
-from ..policy import Decision
+from ..policy import Decision, decide_file
 from ..record import RecordingError
 from ..record.mask import is_compressed
 from . import sftp_wire as wire
 from .base import EXIT_BASTION_ERROR, EXIT_DENIED, Flow, FlowContext
-from .filepolicy import decide_file_op
 from .ports import ExitResult, RemoteCommand
 from .sftp_wire import FX, FXP, Request, WireError
 
@@ -429,7 +428,7 @@ class SftpFlow(Flow):
         self, op: str, path: str, path2: str | None = None, cwd: str | None = None
     ) -> Decision:
         ctx = self.ctx
-        return decide_file_op(
+        return decide_file(
             ctx.policy,
             user=ctx.identity.user,
             groups=ctx.identity.groups,

@@ -5,10 +5,8 @@ Everything Ansible does is harmless here: its own temporary directory under
 ~/.ansible/tmp (removed again by the test), a file copied into the test's temp dir,
 facts read. Its transfers are SFTP through the bastion's file policy.
 
-The shipped policy is used when it has a rule for group ``automation`` (the policy
-engine's narrow rule for Ansible's module commands and cleanup). Until then the module
-adds a stand-in rule allowing ``python3`` for that group, so the data path is still
-proven; the test that needs the shipped rule is skipped and says why.
+The shipped policy is used as it is: its rules for group ``automation`` allow Ansible's
+module runs and the cleanup of its own temporary directory, nothing more.
 """
 
 from __future__ import annotations
@@ -27,16 +25,6 @@ from bastion.home import add_target, init_home
 
 from .conftest import LOGIN, make_client, start_bastion
 
-STAND_IN = """
-# test stand-in until the shipped policy has its rule for group automation
-[[rules]]
-id = "test-ansible-modules"
-action = "allow"
-message = "Ansible's module runs (test stand-in)"
-program = ["python3"]
-groups = ["automation"]
-"""
-
 ANSIBLE = str(Path(sys.executable).parent / "ansible")
 PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 
@@ -44,8 +32,8 @@ PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 def _shipped_has_automation_rule(home: Path) -> bool:
     policy = load_policy_file(home)
     for rule in getattr(policy, "rules", []):
-        groups = getattr(rule, "groups", None) or ()
-        if "automation" in groups:
+        conf = getattr(rule, "conf", None) or {}
+        if "automation" in conf.get("groups", ()):
             return True
     return False
 
@@ -57,10 +45,7 @@ def ansible_world(world, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ansible")
     home = tmp / "home"
     init_home(home)
-    shipped = _shipped_has_automation_rule(home)
-    if not shipped:
-        with open(home / "policies.toml", "a") as f:
-            f.write(STAND_IN)
+    assert _shipped_has_automation_rule(home), "the shipped policy lost its Ansible rules"
     add_target(
         home,
         "web1",
@@ -89,7 +74,7 @@ def ansible_world(world, tmp_path_factory):
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
     }
-    yield tmp, inventory, env, shipped, home
+    yield tmp, inventory, env, home
     bastion.stop()
     if remote_tmp.exists():  # what Ansible left behind on this machine, if anything
         for leftover in set(remote_tmp.iterdir()) - before:
@@ -102,14 +87,14 @@ def _run(cmd: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_ping(ansible_world):
-    tmp, inventory, env, _, _ = ansible_world
+    tmp, inventory, env, _ = ansible_world
     r = _run([ANSIBLE, "all", "-i", str(inventory), "-m", "ping"], env, tmp)
     assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
     assert b'"ping": "pong"' in r.stdout
 
 
 def test_copy_goes_through_the_file_policy(ansible_world):
-    tmp, inventory, env, _, home = ansible_world
+    tmp, inventory, env, home = ansible_world
     src = tmp / "payload.txt"
     src.write_text("copied by ansible through the bastion\n")
     dest = tmp / "dest" / "payload.txt"
@@ -126,7 +111,7 @@ def test_copy_goes_through_the_file_policy(ansible_world):
 
 
 def test_playbook_with_facts(ansible_world):
-    tmp, inventory, env, _, _ = ansible_world
+    tmp, inventory, env, _ = ansible_world
     out = tmp / "facts.txt"
     book = tmp / "site.yml"
     book.write_text(
@@ -144,10 +129,8 @@ def test_playbook_with_facts(ansible_world):
     assert b"failed=0" in r.stdout
 
 
-def test_cleanup_with_the_shipped_policy(ansible_world):
-    tmp, inventory, env, shipped, _ = ansible_world
-    if not shipped:
-        pytest.skip("the shipped policy has no rule for group automation yet (policy engine)")
+def test_cleanup_of_its_temporary_directory_is_allowed(ansible_world):
+    tmp, inventory, env, _ = ansible_world
     r = _run([ANSIBLE, "all", "-i", str(inventory), "-m", "ping"], env, tmp)
     assert r.returncode == 0
     assert b"Error deleting remote temporary files" not in r.stdout + r.stderr

@@ -1,5 +1,4 @@
-"""The data path's pure parts: config sections, SFTP wire parsing, the interim file rule,
-forward rules."""
+"""The data path's pure parts: config sections, SFTP wire parsing, forward rules."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ import pytest
 from bastion.config import load_config
 from bastion.errors import ConfigError
 from bastion.flows import sftp_wire as wire
-from bastion.flows.filepolicy import interim
 from bastion.forwards import ForwardSection, allowed_forward, forward_rules
 from bastion.home import init_home
 
@@ -91,22 +89,6 @@ def test_version_keeps_only_known_extensions():
     version = struct.pack(">I", len(body) + 1) + bytes([wire.FXP.VERSION]) + body
     out = wire.filter_version(version)
     assert b"posix-rename" in out and b"limits@openssh.com" in out and b"copy-data" not in out
-
-
-@pytest.mark.parametrize(
-    ("op", "path", "path2", "action"),
-    [
-        ("read", "notes.txt", None, "allow"),
-        ("write", "/tmp/x", None, "allow"),
-        ("read", "/etc/shadow", None, "deny"),
-        ("write", "/root/../etc/passwd", None, "deny"),
-        ("rename", "/tmp/a", "/etc/cron.d/x", "deny"),
-        ("read", "/tmpfoo/x", None, "deny"),
-    ],
-)
-def test_interim_file_rule(op, path, path2, action):
-    decision = interim(op, path, path2, "/root")
-    assert decision.action == action and decision.rule == "files-interim"
 
 
 def test_forward_rules_match_group_host_and_port():
