@@ -12,7 +12,10 @@ where they are zeros, 0640). An ``"m"`` marker says where
 each binary run starts in the side file, and the closing marker gives its size and
 sha256, so ``asciinema cat`` still works and an investigator gets the bytes back
 (``cat`` of the side file). Past ``max_binary_bytes`` output is counted only.
-Without a side file path (``side_path=None``) such output is counted, not stored.
+Without a side file path (``side_path=None``) such output is counted, not stored. Side
+file bytes are hashed and written a MiB at a time by one worker thread for the whole
+process (sha256 and writes release the GIL, so they run beside the event loop); a crash
+loses at most the last two MiB of a side file, never a cast event.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -207,6 +211,7 @@ class SideFile:
         self.opened = False
         self._batch: list[bytes] = []
         self._batched = 0
+        self._pending: Future[None] | None = None
 
     def open(self, first: bytes = b"") -> None:
         if self.opened:
@@ -216,7 +221,7 @@ class SideFile:
 
     def write(self, data: bytes) -> int:
         """Store what fits under the limit; returns how many bytes were stored (hashed
-        and written a MiB at a time: a crash loses at most the last MiB)."""
+        and written a MiB at a time: a crash loses at most the last two MiB)."""
         if self._fd is None:
             return 0
         room = self.limit - self.size
@@ -232,11 +237,15 @@ class SideFile:
         return len(data)
 
     def _submit(self) -> None:
-        """Hash and write the batch: a MiB at a time costs less than a call a packet."""
+        """Hash and write the batch on the shared worker thread (sha256 and writes
+        release the GIL, so they run beside the event loop). At most one batch per file
+        waits: the next one first waits for it, which bounds memory and keeps order."""
         if not self._batch:
             return
         batch, self._batch, self._batched = self._batch, [], 0
-        self._work(b"".join(batch))
+        if self._pending is not None:
+            self._pending.result()  # raises the worker's OSError here: fail closed
+        self._pending = _worker().submit(self._work, b"".join(batch))
 
     def _work(self, data: bytes) -> None:
         if self._fd is None:
@@ -244,9 +253,9 @@ class SideFile:
         self.sha256.update(data)
         view = memoryview(data)
         for start in range(0, len(data), HOLE_BYTES):
-            block = view[start : start + HOLE_BYTES]
-            if len(block) == HOLE_BYTES and block == _ZEROS:
+            if data.startswith(_ZEROS, start):  # memcmp; a memoryview compare is 50x slower
                 continue  # a hole: nothing written, reads back as zeros
+            block = view[start : start + HOLE_BYTES]
             _pwrite_all(self._fd, block, self._offset + start)
         self._offset += len(data)
 
@@ -255,6 +264,8 @@ class SideFile:
             return
         self._submit()
         try:
+            if self._pending is not None:
+                self._pending.result()
             os.ftruncate(self._fd, self._offset)  # a trailing hole still counts
         finally:
             os.close(self._fd)
@@ -265,6 +276,17 @@ class SideFile:
             f"binary output: {self.size} bytes in {self.path.name}, "
             f"sha256 {self.sha256.hexdigest()}"
         )
+
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _worker() -> ThreadPoolExecutor:
+    """One thread for every side file of the process (not a thread per session)."""
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bastion-side-file")
+    return _executor
 
 
 def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
