@@ -2,7 +2,7 @@
 
     python3 bench/run.py [--quick] [--json bench/results/latest.json] [--only throughput,...]
 
-Sections: throughput, setup, latency, keystrokes, scale, policy (see bench/README.md).
+Sections: throughput, binary, setup, latency, keystrokes, scale, policy (see bench/README.md).
 Everything runs on 127.0.0.1 in a temp dir (kept with --keep): a target sshd, the bastion
 (a subprocess, as in production), and a stock sshd as the OpenSSH jump host.
 """
