@@ -214,3 +214,19 @@ def test_asyncssh_sftp_client_through_a_tunnel(world, tmp_path):
 
     assert asyncio.run(run()) == b"denied"
     assert (tmp_path / "c.bin").read_bytes() == src.read_bytes()
+
+
+def test_startup_files_and_relative_escapes_are_refused(world, tmp_path):
+    """A write to a startup file in any directory, and a read of /etc/shadow spelled
+    relative to the login's home: both refused, nothing written."""
+    src = tmp_path / "rc.txt"
+    src.write_text("echo probe\n")
+    rc = tmp_path / "home-like" / ".bashrc"
+    rc.parent.mkdir()
+    r = _jump(world, f"put {src} {rc}\n")
+    assert r.returncode != 0 and b"Permission denied" in r.stderr, r.stderr
+    assert not rc.exists()
+    got = tmp_path / "shadow-copy"
+    r = _jump(world, f"get ../../../../../../etc/shadow {got}\n")
+    assert r.returncode != 0 and b"Permission denied" in r.stderr, r.stderr
+    assert not got.exists() or got.stat().st_size == 0
