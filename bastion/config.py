@@ -20,6 +20,7 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 
 from .errors import ConfigError
+from .identity.settings import IdentitySection, IdentitySettings, ProviderSection, load_identity
 from .policy import POLICY_SECTIONS, Policy, load_policy
 from .schema import Section, check
 from .tomlsource import TomlSource
@@ -235,6 +236,9 @@ class OwnSections(Section):
     approvals: ApprovalsSection = ApprovalsSection()
     targets: list[TargetSection] = []
     trusted_ca: list[TrustedCASection] = []
+    # ---- identity (bastion.identity.settings owns these) ----
+    identity: IdentitySection = IdentitySection()
+    identity_providers: list[ProviderSection] = []
 
 
 # ---- the typed config the rest of the bastion uses -----------------------------------
@@ -318,6 +322,7 @@ class Config:
     source: TomlSource
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     approvals: ApprovalsConfig = field(default_factory=ApprovalsConfig)
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
 
     @property
     def home(self) -> Path:
@@ -330,7 +335,16 @@ def _key_path(home: Path, value: str) -> Path:
 
 
 #: Top-level sections owned by this module.
-OWN_SECTIONS = ("server", "recording", "limits", "approvals", "targets", "trusted_ca")
+OWN_SECTIONS = (
+    "server",
+    "recording",
+    "limits",
+    "approvals",
+    "targets",
+    "trusted_ca",
+    "identity",
+    "identity_providers",
+)
 
 
 def _typed(sections: OwnSections, paths: HomePaths, source: TomlSource) -> dict[str, object]:
@@ -447,6 +461,7 @@ def load_config(home: Path | str | None = None, *, check_keys: bool = True) -> C
         paths=paths,
         policy=load_policy(source),
         source=source,
+        identity=load_identity(source),
         **typed,  # type: ignore[arg-type]
     )
 

@@ -336,3 +336,67 @@ def ssh_config(
     ProxyJump bastion
     IdentityFile {identity}
     CertificateFile {identity}-cert.pub""")
+
+
+# ---- login (bastion.cli.login) ----
+@user_main.command()
+@click.option(
+    "--provider", default=None, help="The identity provider, when the bastion has several."
+)
+@click.option("--device", is_flag=True, help="Device flow: sign in on another device with a code.")
+@click.option(
+    "--token-file",
+    metavar="FILE",
+    default=None,
+    help="A workload token (agents, CI): a file, or - for stdin. No browser.",
+)
+@click.option(
+    "--ca-fingerprint",
+    metavar="SHA256:...",
+    default=None,
+    help="The bastion's host CA fingerprint (from your administrator), checked before "
+    "anything is sent; its @cert-authority line is then added to known_hosts.",
+)
+@click.option(
+    "--ssh-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the ssh config block into FILE (e.g. ~/.ssh/config) instead of printing it.",
+)
+@click.option("--alias", default="bastion", show_default=True, help="Host alias of the bastion.")
+@click.option("--no-browser", is_flag=True, help="Print the sign-in URL; do not open a browser.")
+@click.pass_context
+@friendly
+def login(
+    ctx: click.Context,
+    provider: str | None,
+    device: bool,
+    token_file: str | None,
+    ca_fingerprint: str | None,
+    ssh_config: Path | None,
+    alias: str,
+    no_browser: bool,
+) -> None:
+    """Sign in with your organisation's OpenID provider and get a short-lived certificate
+    for your key (-i, created if missing) as KEY-cert.pub.
+
+    \b
+    bastion-cli --bastion HOST:PORT login --ca-fingerprint SHA256:...   # browser (PKCE)
+    bastion-cli --bastion HOST:PORT login --device                      # code on another device
+    bastion-cli --bastion HOST:PORT login --token-file /var/run/token   # agents and CI
+    """
+    from .login import LoginRequest, run_login
+
+    if device and token_file:
+        raise click.UsageError("give either --device or --token-file, not both")
+    options: Options = ctx.obj
+    request = LoginRequest(
+        provider=provider,
+        device=device,
+        token_file=token_file,
+        ca_fingerprint=ca_fingerprint,
+        ssh_config=ssh_config.expanduser() if ssh_config else None,
+        browser=not no_browser,
+        alias=alias,
+    )
+    run_login(options.settings(), request)
