@@ -45,7 +45,15 @@ from .certs import TrustedCA, issue_host_cert, verify_user_cert
 from .channel import BastionServerChannel
 from .control import RESERVED_USERS, ControlSession
 from .login import LOGIN_USER, LoginSession
-from .login_auth import check_login_key, revocation_refusal
+from .login_auth import (
+    check_login_key,
+    kbdint_challenge,
+    kbdint_response,
+    kbdint_supported,
+    plain_key_auth,
+    plain_login_enabled,
+    revocation_refusal,
+)
 from .routes import Route, make_flow
 from .transport import CoalescingTransport
 from .tuning import MAX_PKTSIZE, WINDOW, common_options
@@ -95,7 +103,7 @@ class Services:
             allow_pty=True,
             agent_forwarding=False,
             x11_forwarding=False,
-            kbdint_auth=False,
+            kbdint_auth=self.issuer is not None and bool(self.config.identity.ssh_login_provider),
             password_auth=False,
             gss_host=None,
             login_timeout=self.config.server.login_timeout,
@@ -152,6 +160,9 @@ class BastionConnection(asyncssh.SSHServerConnection):
         self, username: str, key_data: bytes, msg: bytes, signature: bytes
     ) -> bool:
         owner: BastionServer = self._owner  # type: ignore[assignment]
+        if plain_login_enabled(owner) and not _is_certificate(key_data):
+            signed = String(self._session_id) + msg if msg else b""
+            return await plain_key_auth(owner, username, key_data, signed, signature)
         checked = owner.check_key(username, key_data)
         if checked is None:
             return False
@@ -216,6 +227,8 @@ class BastionServer(asyncssh.SSHServer):
         self.control = False
         self.issuing = False
         self.login_key: asyncssh.SSHKey | None = None
+        self.proven_keys: list[asyncssh.SSHKey] = []  # plain keys signed with, not yet bound
+        self.device_flow: Any = None  # keyboard-interactive sign-in under way
         self.refusal = refusal
         self.channels = 0
         self._told = False
@@ -288,6 +301,15 @@ class BastionServer(asyncssh.SSHServer):
             target=self.target.name if self.target else None,
             login=self.login,
         )
+
+    def kbdint_auth_supported(self) -> bool:
+        return kbdint_supported(self)
+
+    async def get_kbdint_challenge(self, username: str, lang: str, submethods: str) -> Any:
+        return await kbdint_challenge(self, username)
+
+    async def validate_kbdint_response(self, username: str, responses: Any) -> Any:
+        return await kbdint_response(self, username)
 
     def _check_outer(self, username: str, key_data: bytes) -> _Checked:
         cas = self.services.cas

@@ -35,7 +35,9 @@ scopes = ["openid", "profile", "groups"]
 allowed_groups = ["ops", "dba"]
 certificate_ttl = "1h"
 """
-    home = oidc_home(world, tmp / "home", providers)
+    home = oidc_home(world, tmp / "home", providers, 'ssh_login_provider = "corp"\n')
+    config = home / "policies.toml"
+    config.write_text(config.read_text().replace("login_timeout = 60", "login_timeout = 120"))
     bastion = start_bastion(home)
     yield provider, home, bastion, tmp
     bastion.stop()
@@ -149,3 +151,74 @@ def test_a_device_code_cannot_be_used_twice(corp):
             await flow.poll_once()  # the same device code again: replayed
 
     asyncio.run(run())
+
+
+def plain_client(corp, person: str) -> tuple[object, object]:
+    """A person with only a plain key and the bastion's @cert-authority line."""
+    from bastion.ssh.certs import generate_key, write_private_key
+
+    provider, home, bastion, tmp = corp
+    d = tmp / f"plain-{person}"
+    d.mkdir()
+    write_private_key(generate_key(), d / "id_ed25519", f"{person} plain key")
+    ca = (home / "keys" / "host_ca.pub").read_text().strip()
+    (d / "known_hosts").write_text(f"@cert-authority [127.0.0.1]:{bastion.port},web1 {ca}\n")
+    config = d / "ssh_config"
+    config.write_text(f"""\
+Host bastion
+    HostName 127.0.0.1
+    Port {bastion.port}
+    User {person}
+Host *
+    IdentityFile {d}/id_ed25519
+    IdentitiesOnly yes
+    IdentityAgent none
+    UserKnownHostsFile {d}/known_hosts
+    GlobalKnownHostsFile /dev/null
+    StrictHostKeyChecking yes
+    PreferredAuthentications publickey,keyboard-interactive
+""")
+    return d, config
+
+
+def test_plain_ssh_signs_in_through_keyboard_interactive_and_binds_the_key(corp):
+    """Nothing installed: `ssh -J alice@bastion web1` in a terminal shows the device
+    code; after the sign-in the jump runs, and later connections need no browser."""
+    import pexpect
+
+    provider, home, bastion, tmp = corp
+    d, config = plain_client(corp, "alice")
+    child = pexpect.spawn(
+        "ssh",
+        ["-F", str(config), "-J", "bastion", f"{LOGIN}@web1", "echo plain-ssh-ok"],
+        timeout=60,
+        encoding="utf-8",
+    )
+    try:
+        child.expect(r"open (\S+) and enter the code (\S+)")
+        url, code = child.match.group(1), child.match.group(2)
+        child.expect("Press Enter once signed in: ")
+        page = browse(url, "alice", user_code=code)
+        assert "success" in page.lower()
+        child.sendline("")
+        child.expect("signed in as alice \\(groups ops\\)")
+        child.expect("plain-ssh-ok")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+    # The same key now works without a browser, even non-interactively.
+    again = ssh(config, "-J", "bastion", f"{LOGIN}@web1", "echo no-browser-needed")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == "no-browser-needed"
+    issued = [e for e in audit_events(home, "certificate") if e["result"] == "issued"]
+    assert issued[-1]["source"] == "ssh-login" and issued[-1]["user"] == "alice"
+
+
+def test_plain_ssh_in_batch_mode_is_refused_with_a_sentence(corp):
+    d, config = plain_client(corp, "carol")
+    config.write_text(config.read_text() + "    BatchMode yes\n")  # the jump's ssh too
+    result = ssh(config, "-J", "bastion", f"{LOGIN}@web1", "echo never")
+    assert result.returncode == 255
+    assert "is not signed in: sign in below (keyboard-interactive" in result.stderr
+    assert "never" not in result.stdout

@@ -1,0 +1,121 @@
+"""Claims -> certificate grant: the principal is a valid name or refused (never folded),
+groups are kept or dropped by name, permits only as the provider grants them, the
+lifetime is capped; rate limits; the identity sections of policies.toml."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from bastion.errors import ConfigError
+from bastion.identity.issue import IssueRefused, RateLimiter, grant_for, principal_from_claim
+from bastion.identity.oidc import VerifiedToken
+from bastion.identity.settings import IdentitySettings, load_identity
+from bastion.tomlsource import TomlSource
+
+from .test_oidc import provider
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("alice", "alice"),
+        ("Alice", "alice"),
+        ("alice.smith@example.com", "alice.smith"),
+        ("0b7e-41f2", "0b7e-41f2"),  # sub-style identifiers
+    ],
+)
+def test_principals_from_claims(value, expected):
+    assert principal_from_claim(value, "preferred_username") == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "alice smith", "al/ice", "../root", "ålice", "a" * 65, "bastion-ctl", "x,y", 42, None],
+)
+def test_unusable_names_are_refused_not_rewritten(value):
+    with pytest.raises(IssueRefused, match="not a valid user name|no preferred_username"):
+        principal_from_claim(value, "preferred_username")
+
+
+def token(claims: dict, **provider_changes: object) -> VerifiedToken:
+    p = replace(provider("https://idp.example.com"), **provider_changes)  # type: ignore[arg-type]
+    base = {"sub": "s-1", "name": "alice", "groups": ["ops"]}
+    return VerifiedToken(p, {**base, **claims})
+
+
+def test_groups_permits_and_ttl():
+    settings = IdentitySettings(max_certificate_ttl=1800)
+    grant = grant_for(
+        token({"groups": ["ops", "bad,group", "x y", "ops"]}, certificate_ttl=8 * 3600),
+        settings,
+    )
+    assert grant.groups == ("ops",)
+    assert grant.dropped_groups == ("bad,group", "x y")
+    assert grant.ttl == 1800  # capped by [identity] max_certificate_ttl
+    assert grant.permits == frozenset({"port-forwarding"})  # a workload: no pty by default
+    assert grant.key_id == "alice via ci (iss https://idp.example.com sub s-1)"
+
+
+def test_permits_follow_the_groups_the_provider_names():
+    settings = IdentitySettings()
+    g = grant_for(token({}, permit_pty_groups=("ops",), permit_port_forwarding_groups=()), settings)
+    assert g.permits == frozenset({"pty"})
+    g = grant_for(token({"groups": "dev, qa"}, permit_pty_groups=("ops",)), settings)
+    assert g.groups == ("dev", "qa") and "pty" not in g.permits
+
+
+def test_allowed_groups_gate_and_extra_groups():
+    settings = IdentitySettings()
+    with pytest.raises(IssueRefused, match="none of the groups allowed"):
+        grant_for(token({"groups": ["interns"]}, allowed_groups=("ops",)), settings)
+    g = grant_for(token({"groups": None}, extra_groups=("ci",)), settings)
+    assert g.groups == ("ci",)
+
+
+def test_rate_limiter_slides():
+    now = [0.0]
+    limiter = RateLimiter(2, window=60, clock=lambda: now[0])
+    assert limiter.allow("k") and limiter.allow("k")
+    assert not limiter.allow("k")
+    assert limiter.allow("other")
+    now[0] = 61
+    assert limiter.allow("k")
+
+
+def load(text: str) -> IdentitySettings:
+    import tomllib
+
+    return load_identity(TomlSource("policies.toml", text, tomllib.loads(text)))
+
+
+def test_provider_sections_are_checked():
+    settings = load(
+        '[[identity_providers]]\nname = "corp"\nissuer = "https://idp.example.com/"\n'
+        'client_id = "bastion"\n'
+    )
+    p = settings.providers[0]
+    assert p.issuer == "https://idp.example.com" and p.audience == "bastion"
+    assert p.permit_pty_groups == ("*",) and p.certificate_ttl == 8 * 3600
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('name = "c"\nissuer = "http://idp.example.com"\nclient_id = "b"', "https://"),
+        ('name = "c"\nissuer = "https://i"\nclient_id = "b"\nalgorithms = ["HS256"]', "one of"),
+        ('name = "c"\nissuer = "https://i"\nclient_id = "b"\nalgorithms = ["none"]', "one of"),
+        ('name = "c"\nissuer = "https://i"', "client_id is required"),
+        ('name = "c"\nissuer = "https://i"\nkind = "robot"\naudience = "x"', "one of"),
+        ('name = "c"\nissuer = "https://i"\nclient_id = "b"\ncolor = "red"', "unknown key"),
+    ],
+)
+def test_bad_provider_sections_name_the_key(text, message):
+    with pytest.raises(ConfigError, match=message):
+        load(f"[[identity_providers]]\n{text}\n")
+
+
+def test_ssh_login_provider_must_be_an_interactive_provider():
+    with pytest.raises(ConfigError, match="not a \\[\\[identity_providers\\]\\] entry"):
+        load('[identity]\nssh_login_provider = "nobody"\n')
