@@ -22,6 +22,7 @@ audit); it is transport-free: the SSH layer hands it the key and a signing funct
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections import deque
@@ -49,6 +50,7 @@ _PRINCIPAL = re.compile(r"^[a-z0-9_][a-z0-9_.-]{0,63}$")
 _GROUP = re.compile(r"^[A-Za-z0-9_.:/@+-]{1,64}$")
 MAX_GROUPS = 64
 HOUR = 3600.0
+SIGN_INS_PER_ADDRESS_PER_HOUR = 30
 
 
 class IssueRefused(BastionError):
@@ -205,6 +207,8 @@ class Issuer:
         self.sign = sign
         self.per_key = RateLimiter(settings.issue_per_key_per_hour, clock=clock)
         self.per_subject = RateLimiter(settings.issue_per_subject_per_hour, clock=clock)
+        self.sign_ins = RateLimiter(SIGN_INS_PER_ADDRESS_PER_HOUR, clock=clock)  # plain ssh
+        self._used: dict[str, float] = {}  # sha256 of spent interactive tokens -> exp
 
     async def issue(
         self,
@@ -232,6 +236,7 @@ class Issuer:
                     raise IssueRefused(f"no identity provider is named {provider[:32]!r} here")
                 verified = await self.verifier.verify(token, provider=provider, nonce=nonce)
             audit.update(provider=verified.provider.name, subject=verified.subject)
+            self._spend(token, verified)
             grant = grant_for(verified, self.settings)
             if not self.per_subject.allow(f"{grant.issuer} {grant.subject}"):
                 raise IssueRefused(
@@ -272,6 +277,22 @@ class Issuer:
             **audit,
         )
         return Issued(line, grant, serial, valid_before)
+
+    def _spend(self, token: str, verified: VerifiedToken) -> None:
+        """A browser or device-flow token buys one certificate: a copy of it (from a log,
+        a proxy, a shared screen) cannot certify another key. Workload tokens are
+        reusable until they expire (CI systems hand one token to a whole job). Kept in
+        memory: several bastions do not share it."""
+        if verified.provider.kind != "user":
+            return
+        now = time.time()
+        for digest, exp in list(self._used.items()):
+            if exp < now - self.settings.leeway_seconds:
+                del self._used[digest]
+        digest = hashlib.sha256(token.strip().encode()).hexdigest()
+        if digest in self._used:
+            raise IssueRefused("this sign-in was already used for a certificate: sign in again")
+        self._used[digest] = float(verified.claims.get("exp", now))
 
 
 __all__ += ["CertificateLog", "Signer"]

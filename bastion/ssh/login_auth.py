@@ -164,6 +164,12 @@ async def kbdint_challenge(owner: BastionServer, username: str) -> Any:
             certificate=False,
         )
         return False
+    issuer = owner.services.issuer
+    if issuer is None or not issuer.sign_ins.allow(owner.peer):
+        owner._refuse(
+            username, "too many sign-ins from your address; wait and try again", certificate=False
+        )
+        return False
     settings = owner.services.config.identity
     provider = settings.provider(settings.ssh_login_provider)
     assert provider is not None

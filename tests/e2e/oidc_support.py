@@ -4,6 +4,7 @@ and `bastion-cli` run as its own process, as a user runs it."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,8 +34,12 @@ def oidc_home(world: World, home: Path, providers: str, identity: str = "") -> P
         )
     config = home / "policies.toml"
     text = config.read_text()
+    for line in identity.splitlines():  # set keys of the shipped [identity] table
+        key = line.split("=", 1)[0].strip()
+        text, count = re.subn(rf"(?m)^{key} = .*$", line.strip(), text, count=1)
+        assert count == 1, f"[identity] has no {key}"
     head, sep, rest = text.partition("# ---- command policy ----")
-    config.write_text(f"{head}\n[identity]\n{identity}\n{providers}\n{sep}{rest}")
+    config.write_text(f"{head}\n{providers}\n{sep}{rest}")
     return home
 
 

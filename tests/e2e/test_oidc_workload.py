@@ -200,3 +200,42 @@ def test_revocation_by_subject_stops_the_certificate_at_once(ci):
     # A new login for the same subject gets a new certificate that works.
     assert login(ci, issuer.token(sub="agent-to-revoke", name="revokee")).returncode == 0
     assert ssh(config, f"{LOGIN}@web1", "true").returncode == 0
+
+
+def test_the_issuance_user_reaches_nothing_but_issuance(ci):
+    """`bastion-login` accepts any key, so it must lead nowhere: no jump, no shell, no
+    command; an oversized or missing token gets a sentence; a token in the command
+    line is never read as one."""
+    import asyncio
+    import json
+
+    import asyncssh
+
+    issuer, home, bastion, agent = ci
+
+    async def probe() -> None:
+        async with asyncssh.connect(
+            "127.0.0.1",
+            bastion.port,
+            username="bastion-login",
+            client_keys=[asyncssh.generate_private_key("ssh-ed25519")],
+            known_hosts=None,
+        ) as conn:
+            with pytest.raises(asyncssh.ChannelOpenError, match="cannot jump"):
+                await conn.open_connection("web1", 22)
+            marker = agent / "must-not-exist"
+            ran = await conn.run(f"touch {marker}", check=False)
+            assert ran.exit_status == 2 and "unknown verb" in str(ran.stdout)
+            assert not marker.exists()
+            shell = await conn.run(check=False)  # a shell request: the usage
+            assert shell.exit_status == 2
+            big = await conn.run("issue", input="x" * 20000, check=False)
+            assert big.exit_status == 1
+            assert "larger than 16384 bytes" in json.loads(str(big.stdout))["error"]
+            in_argv = await conn.run(f"issue {issuer.token()}", input="", check=False)
+            assert in_argv.exit_status == 2  # the token is only read from stdin
+            listed = json.loads(str((await conn.run("providers")).stdout))
+            assert listed["providers"][0]["name"] == "ci"
+            assert "targets" not in listed  # nothing about targets before a sign-in
+
+    asyncio.run(probe())

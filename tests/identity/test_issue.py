@@ -119,3 +119,63 @@ def test_bad_provider_sections_name_the_key(text, message):
 def test_ssh_login_provider_must_be_an_interactive_provider():
     with pytest.raises(ConfigError, match="not a \\[\\[identity_providers\\]\\] entry"):
         load('[identity]\nssh_login_provider = "nobody"\n')
+
+
+class Records:
+    def __init__(self) -> None:
+        self.certs: list = []
+        self.events: list = []
+
+    async def record_certificate(self, cert: object) -> None:
+        self.certs.append(cert)
+
+    def write(self, event: str, **fields: object) -> None:
+        self.events.append((event, fields))
+
+
+def issuer_for(settings: IdentitySettings, records: Records):
+    from bastion.identity.issue import Issuer
+
+    def sign(grant, public_key):  # the SSH layer's signer, not needed here
+        return f"cert-for-{grant.principal}", 7, 0, 10**10
+
+    return Issuer(settings, None, records, records, sign)  # type: ignore[arg-type]
+
+
+def test_an_interactive_token_buys_one_certificate_a_workload_token_more():
+    import asyncio
+    import time
+
+    records = Records()
+    settings = IdentitySettings()
+    issuer = issuer_for(settings, records)
+    exp = {"exp": int(time.time()) + 300}
+    person = token(exp, kind="user", client_id="bastion")
+    agent = token(exp)
+
+    async def run() -> None:
+        await issuer.issue("tok-1", public_key=b"", fingerprint="k1", verified=person)
+        with pytest.raises(IssueRefused, match="already used"):
+            await issuer.issue("tok-1", public_key=b"", fingerprint="k2", verified=person)
+        for key in ("k3", "k4"):
+            await issuer.issue("tok-2", public_key=b"", fingerprint=key, verified=agent)
+
+    asyncio.run(run())
+    assert len(records.certs) == 3
+    refused = [f for e, f in records.events if f.get("result") == "refused"]
+    assert "already used" in refused[0]["reason"] and refused[0]["fingerprint"] == "k2"
+
+
+def test_rate_limit_per_key_is_audited():
+    import asyncio
+
+    records = Records()
+    issuer = issuer_for(IdentitySettings(issue_per_key_per_hour=2), records)
+
+    async def run() -> None:
+        for _ in range(2):
+            await issuer.issue("t", public_key=b"", fingerprint="k", verified=token({}))
+        with pytest.raises(IssueRefused, match="too many certificate requests for this key"):
+            await issuer.issue("t", public_key=b"", fingerprint="k", verified=token({}))
+
+    asyncio.run(run())
