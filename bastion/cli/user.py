@@ -286,6 +286,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"user:    {me['user']} (principals {', '.join(me['principals'])})")
     click.echo(f"groups:  {', '.join(me['groups']) or '-'}")
     click.echo(f"expires: in {_age(me['expires_in_seconds'])}")
+    click.echo(f"cert:    {me['key_id']}")
 
 
 @user_main.command("ssh-config")

@@ -17,7 +17,7 @@ from bastion.identity.login import DeviceFlow, ProviderInfo
 
 from .conftest import LOGIN, start_bastion
 from .oidc_provider import browse, start_provider, wait_for_line
-from .oidc_support import CLI, audit_events, host_ca_fingerprint, oidc_home, ssh
+from .oidc_support import CLI, audit_events, cli, host_ca_fingerprint, oidc_home, ssh
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +91,11 @@ def test_code_flow_with_pkce_gives_a_certificate_that_jumps(corp):
     status, out, err = finish(proc)
     assert status == 0, err
     assert "logged in as alice (groups ops)" in out
+    status_out = cli(bastion.port, tmp / "alice", "status")
+    assert status_out.returncode == 0, status_out.stderr
+    assert "user:    alice" in status_out.stdout and "groups:  ops" in status_out.stdout
+    assert re.search(r"expires: in (59m|1h00m)", status_out.stdout)
+    assert "alice via corp" in status_out.stdout
     config = tmp / "alice" / "ssh_config"
     ok = ssh(config, f"{LOGIN}@web1", "echo hello-from-alice")
     assert ok.returncode == 0, ok.stderr
