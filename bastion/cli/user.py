@@ -4,7 +4,9 @@ Global options (before the command): ``--bastion HOST:PORT`` (or ``BASTION_ADDR`
 ``bastion = "HOST:PORT"`` in ``~/.config/bastion/cli.toml``), ``-i/--identity KEY`` (its
 certificate is ``KEY-cert.pub``; default the first of ~/.ssh/id_ed25519, id_ecdsa,
 id_rsa), ``--known-hosts FILE`` (default ~/.ssh/known_hosts). Every verb runs on the
-bastion over its SSH port as the reserved user ``bastion-ctl`` with your certificate.
+bastion over its SSH port as the reserved user ``bastion-ctl`` with your certificate;
+``login`` gets that certificate, as the reserved user ``bastion-login`` with your key
+(``bastion.cli.login``).
 
 Exit statuses: 0 done; 1 refused (the sentence says why: unknown id, already decided,
 expired, not an approver, your own request); 2 usage or connection error. ``wait``:
@@ -122,6 +124,9 @@ def user_main(
     """bastion-cli: for people and agents who connect through a bastion, and approvers.
 
     \b
+    Everyone:
+      bastion-cli --bastion HOST:PORT login [--device | --token-file F]
+      bastion-cli status                      # who, groups, time left
     Approvers:
       bastion-cli requests [--watch]          # what waits for a decision
       bastion-cli show ID

@@ -1,11 +1,14 @@
 """From a verified token to a certificate grant: principal, groups, lifetime, permits.
 
-- The principal is the provider's ``username_claim``: for an e-mail style value the part
-  before ``@``, lowercased; it must then be a valid name (``[a-z0-9_][a-z0-9_.-]*``, at
-  most 64 characters, not starting with ``bastion-``). Nothing else is rewritten: a
-  value that is not already a valid name is refused, so two people can never be folded
-  into one principal by a lossy rewrite. With several providers, the same name from two
-  of them is the same principal: give them distinct namespaces at the provider.
+- ``required_claims`` must all hold (e.g. ``repository`` and ``ref`` for a CI issuer that
+  serves every customer: without them, anyone's job could log in).
+- The principal is ``principal_prefix`` + the provider's ``username_claim``: for an
+  e-mail style value the part before ``@``, lowercased; it must then be a valid name
+  (``[a-z0-9_][a-z0-9_.-]*``, at most 64 characters, not starting with ``bastion-``).
+  Nothing else is rewritten: a value that is not already a valid name is refused, so
+  two people can never be folded into one principal by a lossy rewrite. With several
+  providers, the same name from two of them is the same principal: give each its own
+  ``principal_prefix``.
 - Groups are the ``groups_claim`` (a list, or one string of names separated by commas
   or spaces) plus ``extra_groups``; a group name outside ``[A-Za-z0-9_.:/@+-]`` (a comma
   would split it inside the certificate) is dropped and named in the audit event.
@@ -72,12 +75,12 @@ class Grant:
     dropped_groups: tuple[str, ...] = ()
 
 
-def principal_from_claim(value: object, claim: str) -> str:
+def principal_from_claim(value: object, claim: str, prefix: str = "") -> str:
     """The principal for a username claim's value; IssueRefused if it is not a name."""
     if not isinstance(value, str) or not value:
         raise IssueRefused(f"the token has no {claim} claim to name you by")
     name = value.split("@", 1)[0] if "@" in value else value
-    name = name.lower()
+    name = prefix + name.lower()
     if not _PRINCIPAL.match(name) or name.startswith("bastion-"):
         raise IssueRefused(
             f"the {claim} claim ({value[:64]!r}) is not a valid user name here "
@@ -105,7 +108,17 @@ def grant_for(token: VerifiedToken, settings: IdentitySettings) -> Grant:
     """Map a verified token to a grant; IssueRefused if the provider's rules say no."""
     provider: ProviderSettings = token.provider
     claims: dict[str, Any] = token.claims
-    principal = principal_from_claim(claims.get(provider.username_claim), provider.username_claim)
+    for claim, allowed in provider.required_claims:
+        value = claims.get(claim)
+        values = value if isinstance(value, list) else [value]
+        if not any(isinstance(v, str) and v in allowed for v in values):
+            raise IssueRefused(
+                f"the token's {claim} claim ({str(value)[:64]!r}) is not one {provider.name} "
+                "accepts"
+            )
+    principal = principal_from_claim(
+        claims.get(provider.username_claim), provider.username_claim, provider.principal_prefix
+    )
     raw = _groups(claims.get(provider.groups_claim)) if provider.groups_claim else []
     kept, dropped = [], []
     for group in [*raw, *provider.extra_groups]:

@@ -99,6 +99,8 @@ class ProviderSection(Section):
     client_id: str = ""
     audience: str = ""
     username_claim: Annotated[str, Field(min_length=1)] = "preferred_username"
+    principal_prefix: Annotated[str, Field(pattern=r"^[a-z0-9_.-]{0,16}$")] = ""
+    required_claims: dict[str, list[Annotated[str, Field(min_length=1)]]] = {}
     groups_claim: str = "groups"
     extra_groups: list[Annotated[str, Field(pattern=_GROUP.pattern)]] = []
     allowed_groups: list[Annotated[str, Field(min_length=1)]] = []
@@ -125,6 +127,14 @@ class ProviderSection(Section):
     def _algorithms(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("list at least one signature algorithm")
+        return value
+
+    @field_validator("required_claims")
+    @classmethod
+    def _required(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for claim, allowed in value.items():
+            if not allowed:
+                raise ValueError(f"required_claims.{claim}: list the values that may log in")
         return value
 
     @model_validator(mode="after")
@@ -162,6 +172,8 @@ class ProviderSettings:
     scopes: tuple[str, ...]
     permit_pty_groups: tuple[str, ...]
     permit_port_forwarding_groups: tuple[str, ...]
+    principal_prefix: str = ""
+    required_claims: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def interactive(self) -> bool:
@@ -218,6 +230,8 @@ def load_identity(source: TomlSource) -> IdentitySettings:
                 scopes=tuple(p.scopes),
                 permit_pty_groups=tuple(pty),
                 permit_port_forwarding_groups=tuple(p.permit_port_forwarding_groups),
+                principal_prefix=p.principal_prefix,
+                required_claims=tuple((k, tuple(v)) for k, v in p.required_claims.items()),
             )
         )
     ident = sections.identity

@@ -179,3 +179,62 @@ def test_rate_limit_per_key_is_audited():
             await issuer.issue("t", public_key=b"", fingerprint="k", verified=token({}))
 
     asyncio.run(run())
+
+
+def test_required_claims_keep_other_tenants_of_a_shared_issuer_out():
+    """A CI issuer signs tokens for every customer, with any audience they ask for:
+    only the claims the provider requires tell ours from theirs."""
+    settings = IdentitySettings()
+    required = (("repository", ("my-org/deploy",)), ("ref", ("refs/heads/main",)))
+    ours = {"repository": "my-org/deploy", "ref": "refs/heads/main", "name": "my-org"}
+    grant = grant_for(token(ours, required_claims=required, principal_prefix="gh-"), settings)
+    assert grant.principal == "gh-my-org"
+    for other in (
+        {**ours, "repository": "evil/deploy"},
+        {**ours, "ref": "refs/heads/feature"},
+        {k: v for k, v in ours.items() if k != "ref"},
+        {**ours, "ref": ["refs/heads/feature"]},
+    ):
+        with pytest.raises(IssueRefused, match="is not one ci accepts"):
+            grant_for(token(other, required_claims=required), settings)
+
+
+def test_a_prefix_keeps_a_workload_from_taking_a_persons_name():
+    settings = IdentitySettings()
+    grant = grant_for(token({"name": "alice"}, principal_prefix="ci-"), settings)
+    assert grant.principal == "ci-alice"
+
+
+def test_required_claims_and_prefix_in_policies_toml():
+    settings = load(
+        '[[identity_providers]]\nname = "gh"\nissuer = "https://token.example.com"\n'
+        'audience = "bastion"\nkind = "workload"\nprincipal_prefix = "gh-"\n'
+        'required_claims = { repository = ["my-org/deploy"] }\n'
+    )
+    p = settings.providers[0]
+    assert p.required_claims == (("repository", ("my-org/deploy",)),)
+    assert p.principal_prefix == "gh-"
+    with pytest.raises(ConfigError, match="list the values"):
+        load(
+            '[[identity_providers]]\nname = "gh"\nissuer = "https://t"\naudience = "b"\n'
+            'kind = "workload"\nrequired_claims = { repository = [] }\n'
+        )
+
+
+def test_the_commented_examples_in_policies_toml_load():
+    """The shipped file documents providers in comments: uncommented, they must load."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "policies.toml").read_text()
+    blocks, current = [], None
+    for line in text.splitlines():
+        if line.startswith("# [[identity_providers]]"):
+            current = ["[[identity_providers]]"]
+            blocks.append(current)
+        elif current is not None and line.startswith("# ") and "=" in line:
+            current.append(line[2:])
+        elif current is not None and not line.startswith("#"):
+            current = None
+    assert len(blocks) == 2
+    settings = load("\n".join("\n".join(b) for b in blocks) + "\n")
+    assert [p.name for p in settings.providers] == ["corp", "gh"]
