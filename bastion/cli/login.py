@@ -45,11 +45,16 @@ def _load_or_create_key(path: Path) -> Any:
     if path.exists():
         try:
             return asyncssh.read_private_key(str(path))
-        except (OSError, asyncssh.KeyImportError) as exc:
-            raise BastionError(
-                f"cannot read {path} ({exc}); an encrypted key needs ssh-agent-free "
-                "login: give -i with an unencrypted key"
-            ) from None
+        except asyncssh.KeyImportError as exc:
+            if "assphrase" not in str(exc) or not sys.stdin.isatty():
+                raise BastionError(f"cannot read the key {path}: {exc}") from None
+        except OSError as exc:
+            raise BastionError(f"cannot read the key {path}: {exc.strerror}") from None
+        passphrase = click.prompt(f"Passphrase for {path}", hide_input=True, err=True)
+        try:
+            return asyncssh.read_private_key(str(path), passphrase)
+        except asyncssh.KeyImportError:
+            raise BastionError(f"wrong passphrase for {path}") from None
     key = generate_key()
     write_private_key(key, path, f"{os.environ.get('USER', 'user')} bastion key")
     click.echo(f"created a new ed25519 key {path}", err=True)

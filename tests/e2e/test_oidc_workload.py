@@ -239,3 +239,15 @@ def test_the_issuance_user_reaches_nothing_but_issuance(ci):
             assert "targets" not in listed  # nothing about targets before a sign-in
 
     asyncio.run(probe())
+
+
+def test_an_encrypted_key_without_a_terminal_is_a_sentence(ci, tmp_path):
+    import asyncssh
+
+    issuer, home, bastion, agent = ci
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    key.write_private_key(str(tmp_path / "id_ed25519"), passphrase="secret")
+    result = cli(bastion.port, tmp_path, "login", "--token-file", "-", input=issuer.token())
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: cannot read the key ")
+    assert "assphrase" in result.stderr and "Traceback" not in result.stderr
