@@ -327,3 +327,46 @@ def test_restart_cancels_waiting_requests_and_keeps_filed_ones(home_copy, tmp_pa
         assert again.returncode == 0 and again.stdout == b"filed\n"
     finally:
         bastion.stop()
+
+
+def test_a_rule_can_ask_for_two_approvers_of_its_own_group(world, tmp_path):
+    """approvals_required = 2 and approvers = [...] on the rule: one yes is not enough,
+    and only the rule's group counts."""
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(
+        world.home, home, ignore=shutil.ignore_patterns("sessions", "*.jsonl", "state.db*", "*.log")
+    )
+    with open(home / "policies.toml", "a") as f:
+        f.write(
+            '\n[[rules]]\nid = "two-person"\naction = "review"\nprogram = ["printf"]\n'
+            'approvers = ["sre-leads"]\napprovals_required = 2\n'
+            'message = "printf needs two SRE leads (a test rule)"\n'
+        )
+    bastion = start_bastion(home)
+    try:
+        people = {}
+        for name, groups in {
+            "alice": ["ops"],
+            "bob": ["approvers"],
+            "erin": ["sre-leads"],
+            "frank": ["sre-leads"],
+        }.items():
+            (tmp_path / name).mkdir()
+            people[name] = make_client(tmp_path / name, home, bastion.port, name, groups)
+        proc, rid = _held(people["alice"], "printf 'two-person-ok\\n'")
+        assert _show(bastion, people["erin"], rid)["rule"] == "two-person"
+        bob = bastion_cli(people["bob"], bastion.port, "approve", rid)
+        assert bob.returncode == 1 and "sre-leads" in bob.stderr  # not the rule's group
+        first = bastion_cli(people["erin"], bastion.port, "approve", rid)
+        assert first.returncode == 0 and "(1 of 2)" in first.stdout
+        again = bastion_cli(people["erin"], bastion.port, "approve", rid)
+        assert again.returncode == 1 and "already approved" in again.stderr
+        assert proc.poll() is None  # still waiting
+        second = bastion_cli(people["frank"], bastion.port, "approve", rid)
+        assert second.returncode == 0 and "approved" in second.stdout
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0 and out == b"two-person-ok\n", err
+    finally:
+        bastion.stop()
