@@ -251,3 +251,20 @@ def test_an_encrypted_key_without_a_terminal_is_a_sentence(ci, tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("error: cannot read the key ")
     assert "assphrase" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_token_groups_decide_commands_through_the_policy(ci, tmp_path):
+    """The shipped policy's agents profile holds what is not read-only for the group
+    "agents": the same command runs for a token without it, and is held with it."""
+    issuer, home, bastion, agent = ci
+    config = agent / "ssh_config"
+    wait0 = ["-o", "SetEnv=BASTION_WAIT=0"]
+    assert login(ci, issuer.token(groups=["ci", "agents"])).returncode == 0
+    held = ssh(config, *wait0, f"{LOGIN}@web1", f"touch {tmp_path}/held-probe")
+    assert held.returncode == 75, held.stderr
+    assert "held for approval (profile:agents)" in held.stderr
+    assert not (tmp_path / "held-probe").exists()
+    assert login(ci, issuer.token(groups=["ci"])).returncode == 0
+    ran = ssh(config, *wait0, f"{LOGIN}@web1", f"touch {tmp_path}/ran-probe")
+    assert ran.returncode == 0, ran.stderr
+    assert (tmp_path / "ran-probe").exists()
