@@ -118,17 +118,17 @@ async def plain_key_auth(
         return line is not None or owner.parent is None
     if not key.verify(signed, signature):
         return False
-    if line is None:
-        if owner.parent is None and len(owner.proven_keys) < 8:
-            owner.proven_keys.append(key)
-            owner._refuse(
-                username,
-                f"key {key.get_fingerprint()} is not signed in: sign in below "
-                "(keyboard-interactive, from a terminal) or run `bastion-cli login`",
-                certificate=False,
-            )
-        return False
-    return await accept_certificate(owner, username, line)
+    if line is not None and await accept_certificate(owner, username, line):
+        return True
+    if owner.parent is None and len(owner.proven_keys) < 8:
+        owner.proven_keys.append(key)  # a sign-in may bind it (again, if its binding lapsed)
+        owner._refuse(
+            username,
+            f"key {key.get_fingerprint()} is not signed in: sign in below "
+            "(keyboard-interactive, from a terminal) or run `bastion-cli login`",
+            certificate=False,
+        )
+    return False
 
 
 async def accept_certificate(owner: BastionServer, username: str, line: str) -> bool:

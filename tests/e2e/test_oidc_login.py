@@ -17,7 +17,7 @@ from bastion.identity.login import DeviceFlow, ProviderInfo
 
 from .conftest import LOGIN, start_bastion
 from .oidc_provider import browse, start_provider, wait_for_line
-from .oidc_support import CLI, audit_events, cli, host_ca_fingerprint, oidc_home, ssh
+from .oidc_support import ADMIN, CLI, audit_events, cli, host_ca_fingerprint, oidc_home, ssh
 
 
 @pytest.fixture(scope="module")
@@ -227,3 +227,24 @@ def test_plain_ssh_in_batch_mode_is_refused_with_a_sentence(corp):
     assert result.returncode == 255
     assert "is not signed in: sign in below (keyboard-interactive" in result.stderr
     assert "never" not in result.stdout
+
+
+def test_revoking_a_subject_stops_a_bound_plain_key_at_once(corp):
+    """Runs after the plain-ssh sign-in above: alice's bound key works until the
+    administrator revokes her subject, then the very next connection is refused."""
+    provider, home, bastion, tmp = corp
+    config = tmp / "plain-alice" / "ssh_config"
+    config.write_text(config.read_text() + "    BatchMode yes\n")  # the jump's ssh too
+    batch: list[str] = []
+    assert ssh(config, *batch, "-J", "bastion", f"{LOGIN}@web1", "true").returncode == 0
+    revoke = subprocess.run(
+        [*ADMIN, "cert", "revoke", "--home", str(home), "--subject", "alice",
+         "--reason", "left the company"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert revoke.returncode == 0, revoke.stderr
+    refused = ssh(config, *batch, "-J", "bastion", f"{LOGIN}@web1", "echo never")
+    assert refused.returncode == 255
+    assert "your certificate was revoked" in refused.stderr
+    assert "left the company" in refused.stderr
+    assert "never" not in refused.stdout
