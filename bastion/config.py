@@ -21,6 +21,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .errors import ConfigError
 from .forwards import ForwardRule, ForwardSection, forward_rules
+from .identity.settings import IdentitySection, IdentitySettings, ProviderSection, load_identity
 from .policy import POLICY_SECTIONS, Policy, load_policy
 from .record.masking import MaskingConfig, MaskingSection, MaskSection, masking_config
 from .schema import Section, check
@@ -242,6 +243,9 @@ class OwnSections(Section):
     masking: MaskingSection = MaskingSection()
     masks: list[MaskSection] = []
     forwards: list[ForwardSection] = []
+    # ---- identity (bastion.identity.settings owns these) ----
+    identity: IdentitySection = IdentitySection()
+    identity_providers: list[ProviderSection] = []
 
 
 # ---- the typed config the rest of the bastion uses -----------------------------------
@@ -328,6 +332,7 @@ class Config:
     approvals: ApprovalsConfig = field(default_factory=ApprovalsConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     forwards: tuple[ForwardRule, ...] = ()
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
 
     @property
     def home(self) -> Path:
@@ -350,6 +355,8 @@ OWN_SECTIONS = (
     "masking",
     "masks",
     "forwards",
+    "identity",
+    "identity_providers",
 )
 
 
@@ -480,6 +487,7 @@ def load_config(home: Path | str | None = None, *, check_keys: bool = True) -> C
         paths=paths,
         policy=load_policy(source),
         source=source,
+        identity=load_identity(source),
         **typed,  # type: ignore[arg-type]
     )
 
