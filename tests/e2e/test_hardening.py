@@ -353,31 +353,35 @@ def test_limits_refuse_clearly_and_one_identity_cannot_starve_another(home_copy)
         refused = [r for r in results if r.exit_status == 255]
         assert len(refused) == 1 and "too many channels on one connection" in refused[0].stderr
 
-        # alice keeps 6 commands running (more than her 2 upstream turns); bob is not
-        # queued behind them: his echo returns while hers are still waiting or running
+        # alice keeps 6 commands waiting on their stdin (more than her 2 upstream turns:
+        # 4 of them queue); bob is not queued behind them: his echo returns while all of
+        # hers are still there, then hers finish in turn once fed
         alice_procs = [
             subprocess.Popen(
-                [
-                    "ssh",
-                    "-F",
-                    str(alice.config),
-                    "-p",
-                    str(bastion.port),
-                    f"{LOGIN}@web1@127.0.0.1",
-                    "sleep 3; echo alice-done",
-                ],
-                stdin=subprocess.DEVNULL,
+                ["ssh", "-F", str(alice.config), "-p", str(bastion.port),
+                 f"{LOGIN}@web1@127.0.0.1", "read x; echo alice-$x"],
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )  # fmt: skip
             for _ in range(6)
         ]
-        time.sleep(1)
+        for _ in range(100):
+            if bastion.call(lambda: bastion.services.pool.open_channels) >= 2:
+                break
+            time.sleep(0.1)
         r = bob.ssh("-p", str(bastion.port), f"{LOGIN}@web1@127.0.0.1", "echo bob")
-        still_running = sum(p.poll() is None for p in alice_procs)
         assert r.returncode == 0 and r.stdout == b"bob\n", r.stderr
-        assert still_running == 6
-        outputs = [p.communicate(timeout=60)[0] for p in alice_procs]
+        assert all(p.poll() is None for p in alice_procs)
+        for p in alice_procs:  # feed all first: the queued ones start as turns free up
+            assert p.stdin is not None
+            p.stdin.write(b"done\n")
+            p.stdin.close()
+        outputs = []
+        for p in alice_procs:
+            assert p.stdout is not None
+            outputs.append(p.stdout.read())
+            p.wait(60)
         assert outputs == [b"alice-done\n"] * 6  # queued, not refused
 
         over = [
