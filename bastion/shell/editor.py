@@ -1,0 +1,229 @@
+"""The bastion's own line editor: prompt_toolkit over a session channel's bytes.
+
+The flow feeds the client's bytes in (``feed``) and gets terminal output back through
+a callback; nothing here knows about SSH. Editing keys (arrows, Home/End, Ctrl-A/E/W/U/K,
+Alt-B/F), history with Ctrl-R search, bracketed paste (a multi-line paste stays one
+entry), Unicode and resizes are prompt_toolkit's; the bastion only supplies the input,
+the output, the history store and a completer.
+
+Keys are parsed in memory (``FeedInput``): no pipe, no file descriptor per session, and
+a huge paste never blocks the event loop. What one prompt may take is bounded
+(``max_bytes``); past it, input is dropped and the line is refused when entered, so a
+line that was cut is never run. Keys typed after Enter and before the next prompt are
+dropped (``clear_typeahead``): the flow sends them to the running command instead, or
+nowhere. Limits: no cursor position requests are sent (a completion menu near the
+bottom of the screen may overlap the prompt); the escape key alone waits prompt_toolkit's
+usual short delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+from collections.abc import Callable, Generator
+from typing import Any
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.application.current import create_app_session
+from prompt_toolkit.completion import Completer
+from prompt_toolkit.data_structures import Size
+from prompt_toolkit.history import History
+from prompt_toolkit.input.base import Input
+from prompt_toolkit.input.typeahead import clear_typeahead
+from prompt_toolkit.input.vt100_parser import Vt100Parser
+from prompt_toolkit.key_binding import KeyPress
+from prompt_toolkit.output.vt100 import Vt100_Output
+
+__all__ = ["FeedInput", "LineEditor", "LineTooLong"]
+
+_PASTE_END = b"\x1b[201~"
+
+
+class LineTooLong(Exception):
+    """More was typed or pasted at one prompt than a command may hold."""
+
+
+class FeedInput(Input):
+    """prompt_toolkit input fed from memory: the client's bytes, parsed into keys."""
+
+    _count = 0
+
+    def __init__(self) -> None:
+        FeedInput._count += 1
+        self._id = FeedInput._count
+        self._keys: list[KeyPress] = []
+        self._parser = Vt100Parser(lambda key: self._keys.append(key))
+        self._callback: Callable[[], None] | None = None
+        self._closed = False
+
+    def feed(self, text: str) -> None:
+        if self._closed:
+            return
+        self._parser.feed(text)
+        if self._callback is not None:  # even with no key yet: the app's flush timer starts
+            self._callback()
+
+    def fileno(self) -> int:
+        raise OSError("the bastion's line editor has no file descriptor")
+
+    def typeahead_hash(self) -> str:
+        return f"bastion-feed-{self._id}"
+
+    def read_keys(self) -> list[KeyPress]:
+        keys, self._keys = self._keys, []
+        return keys
+
+    def flush_keys(self) -> list[KeyPress]:
+        self._parser.flush()
+        return self.read_keys()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def raw_mode(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def cooked_mode(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def attach(self, input_ready_callback: Callable[[], None]) -> Any:
+        return self._attached(input_ready_callback)
+
+    @contextlib.contextmanager
+    def _attached(self, callback: Callable[[], None]) -> Generator[None, None, None]:
+        previous, self._callback = self._callback, callback
+        try:
+            if self._keys:
+                asyncio.get_running_loop().call_soon(callback)
+            yield
+        finally:
+            self._callback = previous
+
+    def detach(self) -> Any:
+        return self._detached()
+
+    @contextlib.contextmanager
+    def _detached(self) -> Generator[None, None, None]:
+        previous, self._callback = self._callback, None
+        try:
+            yield
+        finally:
+            self._callback = previous
+
+    def close(self) -> None:
+        self._closed = True
+        if self._callback is not None:
+            self._callback()
+
+
+class _Writer:
+    """The text stream prompt_toolkit writes to: UTF-8 bytes to the client."""
+
+    encoding = "utf-8"
+
+    def __init__(self, write: Callable[[bytes], None]):
+        self._write = write
+
+    def write(self, data: str) -> int:
+        # no terminal between us and the client translates newlines
+        self._write(data.replace("\n", "\r\n").encode("utf-8", errors="replace"))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        raise OSError("the bastion's line editor has no file descriptor")
+
+
+class LineEditor:
+    """Reads one line at a time from a client terminal, echoing locally."""
+
+    def __init__(
+        self,
+        write: Callable[[bytes], None],
+        *,
+        term: str,
+        size: tuple[int, int],
+        history: History,
+        completer: Completer | None = None,
+        max_bytes: int = 65536,
+    ):
+        self.input = FeedInput()
+        self.size = size
+        self.max_bytes = max_bytes
+        self._taken = 0
+        self._cut = False
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.output = Vt100_Output(
+            _Writer(write),  # type: ignore[arg-type]
+            self._get_size,
+            term=term or "xterm",
+            enable_cpr=False,
+        )
+        with create_app_session(input=self.input, output=self.output):
+            self.session: PromptSession[str] = PromptSession(
+                history=history,
+                completer=completer,
+                complete_while_typing=False,
+                enable_history_search=False,
+                input=self.input,
+                output=self.output,
+            )
+        self.session.app.terminal_size_polling_interval = None  # resizes come as events
+        self.active = False
+
+    def _get_size(self) -> Size:
+        width, height = self.size
+        return Size(rows=height, columns=width)
+
+    def feed(self, data: bytes) -> None:
+        """Client bytes while the prompt is shown."""
+        self._taken += len(data)
+        if self._taken > self.max_bytes:
+            if not self._cut:
+                self._cut = True
+                self.output.bell()
+                self.output.flush()
+            if _PASTE_END in data:  # let a cut paste end, so the editor stays usable
+                self.input.feed(_PASTE_END.decode())
+            return
+        self.input.feed(self._decoder.decode(data))
+
+    def resized(self, width: int, height: int) -> None:
+        self.size = (width, height)
+        if self.active:
+            self.session.app._on_resize()
+
+    async def read_line(self, prompt: str) -> str | None:
+        """The entered line; "" after Ctrl-C; None on Ctrl-D at an empty line.
+
+        Raises ``LineTooLong`` when the input was cut."""
+        self._taken, self._cut = 0, False
+        self.active = True
+        try:
+            with create_app_session(input=self.input, output=self.output):
+                text = await self.session.prompt_async(
+                    prompt, handle_sigint=False, set_exception_handler=False
+                )
+        except KeyboardInterrupt:
+            return ""
+        except EOFError:
+            return None
+        finally:
+            self.active = False
+            clear_typeahead(self.input)
+            self.input.flush_keys()
+        if self._cut:
+            raise LineTooLong(
+                f"the line is longer than {self.max_bytes} bytes and was cut; nothing was run"
+            )
+        return text
+
+    def close(self) -> None:
+        self.input.close()
