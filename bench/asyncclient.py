@@ -9,6 +9,7 @@ connection to ``web1`` tunnelled through it, then the session.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from typing import Any
@@ -235,3 +236,52 @@ def keystrokes(world: World, levels: tuple[int, ...], keys: int) -> dict[str, An
             "added_p99_ms": bastion["p99_ms"] - direct["p99_ms"],
         }
     return out
+
+
+async def _line_once(proc: asyncssh.SSHClientProcess, n: int, timeout: float) -> float:
+    """Enter ``echo mN`` at a prompt; seconds until its output line (not the echo)."""
+    mark = f"m{n}x"
+    start = time.perf_counter()
+    proc.stdin.write(f"echo {mark}\r")
+    seen = ""
+    output = re.compile(rf"(?<!echo ){mark}\r\n")  # the output line, not the typed echo
+    while not output.search(seen):
+        chunk = await asyncio.wait_for(proc.stdout.read(4096), timeout)
+        if not chunk:
+            raise RuntimeError("the shell closed while waiting for a line's output")
+        seen += chunk
+    elapsed = time.perf_counter() - start
+    await _drain(proc)  # the next prompt
+    return elapsed
+
+
+async def _lines(world: World, path: str, lines: int) -> dict[str, Any]:
+    connect = _connect_bastion if path == "bastion" else _connect_direct
+    conns = [await connect(world)]
+    samples: list[float] = []
+    try:
+        proc = await conns[0][-1].create_process(
+            term_type="xterm", term_size=(200, 24), encoding="utf-8"
+        )
+        await asyncio.sleep(1.0)
+        await _drain(proc)
+        for n in range(lines):
+            samples.append(await _line_once(proc, n, 10))
+        proc.close()
+    finally:
+        _close(conns)
+    return {f"p{q}_ms": percentile(samples, q) * 1e3 for q in (50, 99)}
+
+
+def line_latency(world: World, lines: int) -> dict[str, Any]:
+    """Enter to output of ``echo`` in an interactive shell, bastion vs direct: what the
+    bastion adds is the line's decision and its own upstream channel (a direct shell
+    runs ``echo`` as a builtin in a shell that is already running)."""
+    bastion = asyncio.run(_lines(world, "bastion", lines))
+    direct = asyncio.run(_lines(world, "direct", lines))
+    return {
+        "bastion": bastion,
+        "direct": direct,
+        "added_p50_ms": bastion["p50_ms"] - direct["p50_ms"],
+        "added_p99_ms": bastion["p99_ms"] - direct["p99_ms"],
+    }

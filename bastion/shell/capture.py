@@ -65,9 +65,10 @@ async def run_captured(
     limit: int = 1 << 20,
 ) -> Captured:
     """Run ``command`` (no terminal, empty stdin); raises ``UpstreamError`` on failure
-    or when it takes longer than ``timeout`` seconds."""
+    or when it runs longer than ``timeout`` seconds."""
     sink = _Collect(limit)
-    remote = await asyncio.wait_for(upstream.start(command, env=env, term=None, sink=sink), timeout)
+    # opening the channel is bounded by the upstream's own connect timeout
+    remote = await upstream.start(command, env=env, term=None, sink=sink)
     try:
         remote.write_eof()
         result = await asyncio.wait_for(remote.wait(), timeout)

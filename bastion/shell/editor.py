@@ -21,23 +21,27 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import re
 from collections.abc import Callable, Generator
 from typing import Any
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.application.current import create_app_session
 from prompt_toolkit.completion import Completer
-from prompt_toolkit.data_structures import Size
+from prompt_toolkit.data_structures import Point, Size
 from prompt_toolkit.history import History
 from prompt_toolkit.input.base import Input
 from prompt_toolkit.input.typeahead import clear_typeahead
 from prompt_toolkit.input.vt100_parser import Vt100Parser
 from prompt_toolkit.key_binding import KeyPress
+from prompt_toolkit.layout.screen import Char
 from prompt_toolkit.output.vt100 import Vt100_Output
 
 __all__ = ["FeedInput", "LineEditor", "LineTooLong"]
 
 _PASTE_END = b"\x1b[201~"
+_ENDING_KEYS = frozenset(b"\r\x03\x04")
+_PRINTABLE = re.compile(rb"[\x20-\x7e]+")
 
 
 class LineTooLong(Exception):
@@ -63,6 +67,11 @@ class FeedInput(Input):
         self._parser.feed(text)
         if self._callback is not None:  # even with no key yet: the app's flush timer starts
             self._callback()
+
+    @property
+    def pending(self) -> bool:
+        """Keys parsed and not yet read by the application."""
+        return bool(self._keys)
 
     def fileno(self) -> int:
         raise OSError("the bastion's line editor has no file descriptor")
@@ -159,6 +168,7 @@ class LineEditor:
         self.max_bytes = max_bytes
         self._taken = 0
         self._cut = False
+        self._escape_pending = False
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.output = Vt100_Output(
             _Writer(write),  # type: ignore[arg-type]
@@ -175,7 +185,9 @@ class LineEditor:
                 input=self.input,
                 output=self.output,
             )
-        self.session.app.terminal_size_polling_interval = None  # resizes come as events
+        app = self.session.app
+        app.terminal_size_polling_interval = None  # resizes come as events
+        app.max_render_postpone_time = None  # echo a key at once, not after a busy loop
         self.active = False
 
     def _get_size(self) -> Size:
@@ -190,10 +202,65 @@ class LineEditor:
                 self._cut = True
                 self.output.bell()
                 self.output.flush()
-            if _PASTE_END in data:  # let a cut paste end, so the editor stays usable
+            # only what ends the line passes: a cut paste's end, Enter, Ctrl-C, Ctrl-D
+            if _PASTE_END in data:
                 self.input.feed(_PASTE_END.decode())
+            ends = bytes(b for b in data if b in _ENDING_KEYS)
+            if ends:
+                self.input.feed(ends.decode())
             return
+        if self._echo_at_once(data):
+            return
+        self._escape_pending = b"\x1b" in data
         self.input.feed(self._decoder.decode(data))
+
+    def _echo_at_once(self, data: bytes) -> bool:
+        """Typing at the end of a one-line entry: insert and echo without a full render.
+
+        prompt_toolkit redraws its whole layout for every key (a few ms of CPU), too
+        slow for hundreds of people typing at once. Printable ASCII typed at the end of
+        a line that fits on its row is inserted into the buffer and written as is; the
+        renderer's model of the screen gets the same characters, so its next diff draws
+        only what changed. Anything else (keys, escape sequences, completion, search,
+        a cursor not at the end) takes prompt_toolkit's own path."""
+        if not _PRINTABLE.fullmatch(data) or self._escape_pending:
+            return False
+        if self._decoder.getstate()[0] or self.input.pending:
+            return False
+        app = self.session.app
+        buffer = app.current_buffer
+        if not self.active or not app.is_running or app.is_done or app.invalidated:
+            return False
+        if (
+            buffer is not self.session.default_buffer
+            or buffer.cursor_position != len(buffer.text)
+            or buffer.complete_state is not None
+            or buffer.selection_state is not None
+            or buffer.validation_error is not None
+            or "\n" in buffer.text
+        ):
+            return False
+        keys = app.key_processor
+        if keys.input_queue or keys.key_buffer or keys.arg is not None:
+            return False
+        renderer = app.renderer
+        screen, pos = renderer._last_screen, renderer._cursor_pos
+        if screen is None or pos.x + len(data) >= self.size[0] - 1:
+            return False
+        text = data.decode("ascii")
+        row = screen.data_buffer[pos.y]
+        style = row[pos.x - 1].style if pos.x > 0 else ""
+        for i, char in enumerate(text):
+            row[pos.x + i] = Char(char, style)
+        renderer._cursor_pos = Point(x=pos.x + len(text), y=pos.y)
+        app._invalidated = True  # the insert must not schedule a full render
+        try:
+            buffer.insert_text(text)
+        finally:
+            app._invalidated = False
+        self.output.write_raw(text)
+        self.output.flush()
+        return True
 
     def resized(self, width: int, height: int) -> None:
         self.size = (width, height)

@@ -39,7 +39,8 @@ def sh(world, tmp_path_factory):
     rule = 'id = "terminal-program"\naction = "review"\n'
     assert rule in text
     text = text.replace(rule, rule + 'not_groups = ["editors"]\n')
-    text += '\n[shell]\nidle_timeout = "0"\nrecord_input = true\n'
+    text = text.replace('idle_timeout = "1h"', 'idle_timeout = "0"')
+    text = text.replace("# record_input = false", "record_input = true")
     policy.write_text(text)
     add_target(
         home,
