@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import functools
 import re
 from collections.abc import Callable, Generator
 from typing import Any
@@ -185,6 +186,9 @@ class LineEditor:
                 input=self.input,
                 output=self.output,
             )
+        # no suggestions: each would cost a second full redraw per key
+        self.session.default_buffer.auto_suggest = None
+        self.session.default_buffer.validator = None
         app = self.session.app
         app.terminal_size_polling_interval = None  # resizes come as events
         app.max_render_postpone_time = None  # echo a key at once, not after a busy loop
@@ -215,7 +219,7 @@ class LineEditor:
         self.input.feed(self._decoder.decode(data))
 
     def _echo_at_once(self, data: bytes) -> bool:
-        """Typing at the end of a one-line entry: insert and echo without a full render.
+        """Typing (and backspace) at the end of a one-line entry, without a full render.
 
         prompt_toolkit redraws its whole layout for every key (a few ms of CPU), too
         slow for hundreds of people typing at once. Printable ASCII typed at the end of
@@ -223,13 +227,16 @@ class LineEditor:
         renderer's model of the screen gets the same characters, so its next diff draws
         only what changed. Anything else (keys, escape sequences, completion, search,
         a cursor not at the end) takes prompt_toolkit's own path."""
-        if not _PRINTABLE.fullmatch(data) or self._escape_pending:
+        rubout = data in (b"\x7f", b"\x08")
+        if not (rubout or _PRINTABLE.fullmatch(data)) or self._escape_pending:
             return False
         if self._decoder.getstate()[0] or self.input.pending:
             return False
         app = self.session.app
         buffer = app.current_buffer
         if not self.active or not app.is_running or app.is_done or app.invalidated:
+            return False
+        if app.context is None:
             return False
         if (
             buffer is not self.session.default_buffer
@@ -247,18 +254,30 @@ class LineEditor:
         screen, pos = renderer._last_screen, renderer._cursor_pos
         if screen is None or pos.x + len(data) >= self.size[0] - 1:
             return False
-        text = data.decode("ascii")
         row = screen.data_buffer[pos.y]
-        style = row[pos.x - 1].style if pos.x > 0 else ""
-        for i, char in enumerate(text):
-            row[pos.x + i] = Char(char, style)
-        renderer._cursor_pos = Point(x=pos.x + len(text), y=pos.y)
-        app._invalidated = True  # the insert must not schedule a full render
+        if rubout:
+            if not buffer.text or not _PRINTABLE.fullmatch(buffer.text[-1:].encode()):
+                return False
+            if pos.x < 1 or row[pos.x - 1].char != buffer.text[-1]:
+                return False  # the model does not show the line as expected: full render
+            row[pos.x - 1] = Char(" ", "")
+            renderer._cursor_pos = Point(x=pos.x - 1, y=pos.y)
+            change: Any = (buffer.delete_before_cursor, 1)
+            echo = "\b \b"
+        else:
+            echo = data.decode("ascii")
+            style = row[pos.x - 1].style if pos.x > 0 else ""
+            for i, char in enumerate(echo):
+                row[pos.x + i] = Char(char, style)
+            renderer._cursor_pos = Point(x=pos.x + len(echo), y=pos.y)
+            change = (functools.partial(buffer.insert_text, fire_event=False), echo)
+        app._invalidated = True  # the change must not schedule a full render
         try:
-            buffer.insert_text(text)
+            # in the application's context, as its own key handlers run
+            app.context.copy().run(*change)
         finally:
             app._invalidated = False
-        self.output.write_raw(text)
+        self.output.write_raw(echo)
         self.output.flush()
         return True
 
