@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
+import time
 from dataclasses import replace
 
 from ..errors import BastionError
@@ -87,6 +88,7 @@ class ShellFlow(Flow):
         self.passwords = PasswordWatch()
         self.state: ShellState | None = None
         self.status = 0
+        self._entered = 0.0  # when the line being run was entered (perf_counter)
         self.record_failure: RecordingError | None = None
         self._last_key = asyncio.get_running_loop().time()
 
@@ -322,6 +324,7 @@ class ShellFlow(Flow):
         ctx, state = self.ctx, self.state
         assert state is not None
         cwd = state.cwd
+        self._entered = time.perf_counter()
         decision = decide(
             ctx.policy,
             user=ctx.identity.user,
@@ -371,6 +374,13 @@ class ShellFlow(Flow):
         term = replace(ctx.term, width=self.size[0], height=self.size[1]) if ctx.term else None
         relay = Relay(ctx.client, self._record_output, pass_eof=False)
         self.remote = remote = await ctx.upstream.start(run, env=ctx.env, term=term, sink=relay)
+        # what the bastion adds to a line: its decision and its own channel (bench/)
+        ctx.recorder.audit.write(
+            "shell_line",
+            session=ctx.session_id,
+            user=ctx.identity.user,
+            decide_and_open_ms=round((time.perf_counter() - self._entered) * 1000, 3),
+        )
         try:
             if self.finished:
                 return EXIT_BASTION_ERROR
