@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import os
 import sys
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import click
 
 from .config import load_policy_file
 from .errors import ConfigError
-from .policy import Decision, Policy, decide
+from .policy import Decision, Policy, PolicyTest, decide
+from .policy.cases import load_cases
 
 __all__ = ["policy"]
 
@@ -35,7 +38,16 @@ def _load(home: str | None) -> Policy:
 
 
 def _as_json(d: Decision) -> dict[str, Any]:
-    return {"decision": d.action, "rule": d.rule, "reason": d.reason, "commands": list(d.commands)}
+    return {
+        "decision": d.action,
+        "rule": d.rule,
+        "reason": d.reason,
+        "commands": list(d.commands),
+        "run": d.run,
+        "approvers": list(d.approvers),
+        "approvals_required": d.approvals_required,
+        "approval_ttl": d.approval_ttl,
+    }
 
 
 def _batch_line(pol: Policy, line: str) -> dict[str, Any]:
@@ -142,21 +154,48 @@ def check(
 
 @policy.command("test")
 @click.option("--home", default=None, help=HOME_HELP)
+@click.option(
+    "--cases",
+    "case_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="A case file (command | expect | rule per line) to run too (repeatable). "
+    "The shipped tables: --cases shipped.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Print passing tests too.")
-def test(home: str | None, verbose: bool) -> None:
-    """Run the [[tests]] of policies.toml; exit 1 if any fails (policy as code)."""
-    pol = _load(home)
+def test(home: str | None, case_files: tuple[str, ...], verbose: bool) -> None:
+    """Run the [[tests]] of policies.toml and any case files; exit 1 if any fails.
+
+    Runs with a generous analysis time bound, so a busy machine cannot fail a row."""
+    pol = _load(home).for_tests()
+    cases: list[PolicyTest] = list(pol.tests)
+    try:
+        cases += load_cases(_case_paths(case_files))
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     failed = 0
-    for t in pol.tests:
+    for t in cases:
         d, ok = t.run(pol)
         if not ok:
             failed += 1
         if verbose or not ok:
             want = t.expect + (f" ({t.rule})" if t.rule else "")
-            label = t.name or t.command
+            label = t.name or f"tests[{t.index}]"
             click.echo(
-                f"{'ok  ' if ok else 'FAIL'} tests[{t.index}] {label!r}: "
-                f"expected {want}, got {d.reason}"
+                f"{'ok  ' if ok else 'FAIL'} {label} {t.command!r}: expected {want}, got {d.reason}"
             )
-    click.echo(f"{len(pol.tests) - failed} passed, {failed} failed")
+    click.echo(f"{len(cases) - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
+
+
+def _case_paths(names: tuple[str, ...]) -> list[Path]:
+    """Case files named on the command line; ``shipped`` is the tables shipped with us."""
+    out: list[Path] = []
+    for name in names:
+        if name == "shipped":
+            shipped = Path(str(resources.files("bastion").joinpath("data/cases")))
+            out += sorted(shipped.glob("*.cases"))
+        else:
+            out.append(Path(name))
+    return out

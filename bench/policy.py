@@ -1,9 +1,13 @@
 """Benchmark the command policy: decisions/s and p50/p99 latency, cold and warm cache.
 
-Usage: python bench/policy.py [--json FILE] [--rounds N]
-Cold: the analysis cache is cleared before each decision (every command parsed anew).
-Warm: repeated commands hit the per-policy LRU cache, as agents repeating commands do.
-Also times a 64 KB input (decided or refused). Prints the figures; no assertions.
+Usage: python bench/policy.py [--json FILE] [--rounds N] [--quick]
+
+Corpus: bench/oneliners.txt (everyday one-liners of the kind people post and agents
+write), commands under 200 characters. Cold: the analysis cache is cleared before each
+decision, so every command is parsed, normalized and structure-checked (bash spawned
+when the plain-language scanner cannot vouch for it) anew. Warm: repeated commands hit
+the per-policy cache, as agents repeating commands do. Also times a 64 KB input. Prints
+the figures next to the goals of issue #10; no assertions.
 """
 
 from __future__ import annotations
@@ -19,8 +23,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bastion.policy import decide, load_policy  # noqa: E402
+from bastion.policy.structure import needs_structure_check  # noqa: E402
 from bastion.tomlsource import TomlSource  # noqa: E402
-from tests.policy.cases import EVERYDAY, destructive_cases  # noqa: E402
+
+CORPUS = Path(__file__).with_name("oneliners.txt")
+GOALS = {
+    "cold_decisions_per_s": (">= 3000", lambda v: v >= 3000),
+    "cold_p50_ms": ("<= 0.5 ms", lambda v: v <= 0.5),
+    "cold_p99_ms": ("<= 2 ms", lambda v: v <= 2.0),
+}
+
+
+def corpus() -> list[str]:
+    """The one-liners, comments and blank lines left out."""
+    lines = CORPUS.read_text(encoding="utf-8").splitlines()
+    return [x for x in lines if x.strip() and not x.startswith("#")]
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -28,35 +45,39 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def run(rounds: int) -> dict[str, float]:
+def run(rounds: int) -> dict[str, float | int | str]:
     policy = load_policy(TomlSource.load(ROOT / "policies.toml"))
-    corpus = [c for c in EVERYDAY + destructive_cases()[:100] if len(c) < 200]
+    cmds = [c for c in corpus() if len(c) < 200]
     kw = dict(user="alice", groups=["ops"], target="web1", login="root")
+    decide(policy, command="ls", **kw)  # probe bash once, outside the timing
     cold: list[float] = []
+    t0 = time.perf_counter()
     for _ in range(rounds):
-        for c in corpus:
-            policy.analyze.cache_clear()
+        for c in cmds:
+            policy.cache.data.clear()
             t = time.perf_counter()
             decide(policy, command=c, **kw)
             cold.append(time.perf_counter() - t)
+    cold_total = time.perf_counter() - t0
     warm: list[float] = []
     t0 = time.perf_counter()
-    for _ in range(rounds * 5):
-        for c in corpus:
+    for _ in range(rounds * 3):
+        for c in cmds:
             t = time.perf_counter()
             decide(policy, command=c, **kw)
             warm.append(time.perf_counter() - t)
     warm_total = time.perf_counter() - t0
-    big = "echo hello world; ls -la /tmp | grep x && cat /etc/hosts\n" * 1200
-    big = big[:65536]
+    big = ("echo hello world; ls -la /tmp | grep x && cat /etc/hosts\n" * 1200)[:65536]
     t = time.perf_counter()
     d = decide(policy, command=big, **kw)
     big_ms = (time.perf_counter() - t) * 1000
     return {
-        "corpus_size": len(corpus),
+        "corpus_size": len(cmds),
+        "corpus_mean_chars": round(statistics.mean(len(c) for c in cmds), 1),
+        "structure_checked_share": round(sum(map(needs_structure_check, cmds)) / len(cmds), 3),
         "cold_p50_ms": _pct(cold, 0.5) * 1000,
         "cold_p99_ms": _pct(cold, 0.99) * 1000,
-        "cold_decisions_per_s": len(cold) / sum(cold),
+        "cold_decisions_per_s": len(cold) / cold_total,
         "warm_p50_ms": _pct(warm, 0.5) * 1000,
         "warm_p99_ms": _pct(warm, 0.99) * 1000,
         "warm_decisions_per_s": len(warm) / warm_total,
@@ -70,10 +91,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--json", help="write the figures as JSON to this file")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="one round")
     args = ap.parse_args()
-    figures = run(args.rounds)
+    figures = run(1 if args.quick else args.rounds)
     for key, value in figures.items():
-        print(f"{key:24} {value:.3f}" if isinstance(value, float) else f"{key:24} {value}")
+        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        goal = GOALS.get(key)
+        if goal is not None and isinstance(value, float):
+            shown = f"{shown:>12}   goal {goal[0]:10} {'met' if goal[1](value) else 'NOT met'}"
+        print(f"{key:26} {shown}")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from ..errors import BastionError
 from ..identity import Identity
 from ..record import AuditLog
+from ..record.audit import bounded
 from ..storage import FINAL_STATES, Approval, ApprovalRequest, Store
 from .notify import Notifier
 
@@ -310,8 +311,8 @@ class ApprovalService:
             target=request.target,
             login=request.login,
             cwd=request.cwd,
-            command=request.command,
             rule=request.rule,
+            **bounded(request.command),
             session=request.session_id,
             approvals=[a.user for a in request.approvals],
             **fields,

@@ -10,7 +10,9 @@ blanks, newlines and the operators ``; & | < >`` (no quote, backslash, ``$``, ba
 parenthesis, brace, ``#``, ``!``, ``^`` or here-doc) is a sequence of words split at
 blanks and operators, a regular language both readers read the same way: bashlex could
 only find the commands we found (a property test checks this over that alphabet), so
-it is not run. Everything else is cross-checked.
+it is not run. Everything else is cross-checked. With the structure check on (the
+default), the skipped language is the wider one of ``structure.needs_structure_check``,
+which a property test checks against bash's own reading.
 
 Limits: bashlex is pure Python and slow on large inputs, so it runs only on inputs up to
 ``MAX_CROSSCHECK`` bytes; above that only the primary reading counts. bashlex 0.18 loops

@@ -19,15 +19,21 @@ from __future__ import annotations
 import re
 import time
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from .crosscheck import bashlex_command_spans, needs_crosscheck
+from .files import FileRule, command_ops
 from .normalize import ALLOWABLE_TAGS, PAGERS, UNKNOWN_TAGS, Command, normalize
-from .rules import SEVERITY, Rule
+from .profiles import Profile, default_for
+from .rules import NO_APPROVAL, SEVERITY, Approval, Rule
+from .runtext import run_text
 from .shparse import parse
-from .words import ShellSyntaxError
+from .structure import StructureCheck, needs_structure_check
+from .terminal import terminal_tags, wants_safe_environment
+from .words import AnalysisTimeout, ShellSyntaxError
 
 __all__ = ["Decision", "Policy", "decide", "PolicyTest"]
 
@@ -39,6 +45,9 @@ TAG_TEXT = {
     "interpreter-code": "runs inline interpreter code",
     "source": "sources a file we cannot see",
     "arith-substitution": "arithmetic contains a command substitution",
+    "untrusted-script": "runs a script from a temporary directory, a pipe or stdin",
+    "written-then-run": "runs a script, config or package written in the same command line",
+    "arith-runtime": "arithmetic reads a value only known at run time (which can run commands)",
     "history-expansion": "uses history expansion",
     "dynamic-code": "runs a shell string only known at run time",
     "too-deep": "nesting is too deep to follow",
@@ -49,12 +58,22 @@ TAG_TEXT = {
 
 @dataclass(frozen=True)
 class Decision:
-    """The outcome for one command: action, the rule that decided, and why."""
+    """The outcome for one command: action, the rule that decided, and why.
+
+    ``run`` is the exact text to send upstream for allow (and, once approved, review):
+    the command as decided, with the safe environment prefix of ``runtext`` when the
+    policy sets one; "" for deny. The approval fields are those of the deciding review
+    rule (empty ``approvers`` and ``approval_ttl`` None: the ``[approvals]`` defaults).
+    """
 
     action: str  # "allow" | "deny" | "review"
     rule: str
     reason: str
     commands: tuple[str, ...] = ()
+    run: str = ""
+    approvers: tuple[str, ...] = ()
+    approvals_required: int = 1
+    approval_ttl: int | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +90,7 @@ class PolicyTest:
     rule: str | None = None
     name: str = ""
     index: int = 0
+    pty: bool = False
 
     def run(self, policy: Policy) -> tuple[Decision, bool]:
         """The decision for this entry, and whether it is the expected one."""
@@ -82,15 +102,19 @@ class PolicyTest:
             login=self.login,
             command=self.command,
             cwd=self.cwd,
+            pty=self.pty,
         )
         return d, d.action == self.expect and (self.rule is None or d.rule == self.rule)
 
 
 class _Scoped:
-    """Rules in scope for one identity; per program name, the ones that can match it."""
+    """What applies to one identity: rules indexed by program, the [[files]] rules that
+    judge commands, and the default for a command no rule matched."""
 
-    def __init__(self, rules: list[Rule]):
+    def __init__(self, rules: list[Rule], files: list[FileRule], default: tuple[str, str, str]):
         self.rules = rules
+        self.files = files
+        self.default = default
         self.by_program: dict[str, list[Rule]] = {}
 
     def for_command(self, cmd: Command) -> list[Rule]:
@@ -104,6 +128,46 @@ class _Scoped:
         return found
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """The judgement of one normalized command."""
+
+    action: str
+    rule: str
+    message: str
+    approval: Approval = NO_APPROVAL
+
+
+class _Cache:
+    """LRU of analyses by exact (command, cwd); a time-out is never stored."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.data: OrderedDict[tuple[str, str | None], Analysis] = OrderedDict()
+
+    def get(self, key: tuple[str, str | None]) -> Analysis | None:
+        hit = self.data.get(key)
+        if hit is not None:
+            self.data.move_to_end(key)
+        return hit
+
+    def put(self, key: tuple[str, str | None], value: Analysis) -> None:
+        if self.size <= 0 or value.timed_out:
+            return
+        self.data[key] = value
+        if len(self.data) > self.size:
+            self.data.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What a command string holds: normalized commands, or why it cannot be read."""
+
+    commands: tuple[Command, ...]
+    failure: str = ""
+    timed_out: bool = False
+
+
 @dataclass(eq=False)
 class Policy:
     """Loaded, validated rules with the [policy] settings; build with ``load_policy``."""
@@ -111,22 +175,51 @@ class Policy:
     on_unknown: str = "review"
     default: str = "allow"
     rules: list[Rule] = field(default_factory=list)
+    file_rules: list[FileRule] = field(default_factory=list)
+    profiles: list[Profile] = field(default_factory=list)
     tests: list[PolicyTest] = field(default_factory=list)
     max_command_bytes: int = 65536
     parse_timeout_ms: int = 150
     cache_size: int = 4096
     crosscheck: bool = True
+    structure_check: bool = True
+    bash: str = "/bin/bash"
+    structure_timeout_ms: int = 1000
+    files_default: str = "allow"
+    safe_environment: bool = True
 
     def __post_init__(self) -> None:
-        self.analyze = lru_cache(maxsize=self.cache_size)(self._analyze)
+        self.cache = _Cache(self.cache_size)
         self.scoped = lru_cache(maxsize=256)(self._scoped)
+        self.checker = StructureCheck(self.bash, self.structure_timeout_ms / 1000)
+
+    def for_tests(self) -> Policy:
+        """The same policy with a generous time bound: tests check rules, not load (a
+        row held because the machine was busy would fail at random)."""
+        return replace(self, parse_timeout_ms=max(self.parse_timeout_ms, 5000))
 
     def _scoped(self, user: str, groups: frozenset[str], target: str, login: str) -> _Scoped:
         """The rules that apply to one identity, indexed by program (cached)."""
-        return _Scoped([r for r in self.rules if r.in_scope(user, groups, target, login)])
+        return _Scoped(
+            [r for r in self.rules if r.in_scope(user, groups, target, login)],
+            [
+                f
+                for f in self.file_rules
+                if "command" in f.via and f.in_scope(user, groups, target, login)
+            ],
+            default_for(self.profiles, self.default, user, groups, target, login),
+        )
 
-    def _analyze(self, command: str, cwd: str | None) -> tuple[tuple[Command, ...], str]:
-        """Parse and normalize once per (command, cwd); return commands or a failure."""
+    def analyze(self, command: str, cwd: str | None) -> Analysis:
+        """Parse and normalize once per exact (command, cwd) (cached, time-outs excepted)."""
+        key = (command, cwd)
+        hit = self.cache.get(key)
+        if hit is None:
+            hit = self._analyze(command, cwd)
+            self.cache.put(key, hit)
+        return hit
+
+    def _analyze(self, command: str, cwd: str | None) -> Analysis:
         timeout = self.parse_timeout_ms / 1000
         start = time.monotonic()
         trust = False
@@ -138,32 +231,46 @@ class Policy:
                 trust = True
                 left = max(timeout - (time.monotonic() - start), 0.001)
                 cmds = normalize(parse(command, left, trust=True), cwd, left, trust=True)
+        except AnalysisTimeout as exc:
+            return Analysis((), f"cannot parse: {exc}", timed_out=True)
         except ShellSyntaxError as exc:
-            return (), f"cannot parse: {exc}"
+            return Analysis((), f"cannot parse: {exc}")
         except RecursionError:
-            return (), "cannot parse: nesting too deep"
-        if self.crosscheck and needs_crosscheck(command):
+            return Analysis((), "cannot parse: nesting too deep")
+        checked = self.structure_check and needs_structure_check(command)
+        if self.crosscheck and (
+            checked or (not self.structure_check and needs_crosscheck(command))
+        ):
             left = timeout - (time.monotonic() - start)
-            spans = bashlex_command_spans(_blank(command, arith)) if left > 0 else None
+            if left <= 0:
+                return Analysis((), "cannot parse: analysis took too long", timed_out=True)
+            spans = bashlex_command_spans(_blank(command, arith))
             seen = {c.rendered for c in cmds}
             for span in spans or ():
                 try:
                     extra = normalize(
                         parse(span, left, partial=True, trust=trust), cwd, left, trust=trust
                     )
+                except AnalysisTimeout:
+                    return Analysis((), "cannot parse: analysis took too long", timed_out=True)
                 except (ShellSyntaxError, RecursionError):
-                    return (), f"cannot parse (second reader disagrees): {span[:60]!r}"
+                    return Analysis((), f"cannot parse (second reader disagrees): {span[:60]!r}")
                 for c in extra:
                     if c.rendered not in seen:
                         seen.add(c.rendered)
                         cmds.append(c)
-        return tuple(cmds), ""
+        if checked:
+            verdict = self.checker.confirm(command, cmds, trust)
+            if verdict.failure:
+                return Analysis((), verdict.failure, timed_out=verdict.timed_out)
+        return Analysis(tuple(cmds))
 
-    def judge(self, cmd: Command, rules: list[Rule]) -> tuple[str, str, str]:
-        """(action, rule id, message) for one normalized command."""
+    def judge(self, cmd: Command, scoped: _Scoped) -> Verdict:
+        """The verdict for one normalized command: command rules, then [[files]] rules."""
+        rules = scoped.for_command(cmd)
         if cmd.program == "?" and not cmd.words and not cmd.redirects:
             rules = []  # a bare run-time name (eval "$(x)"): every rule is a maybe, none tells
-        best: tuple[int, str, Rule] | None = None
+        best: tuple[int, str, Rule | FileRule] | None = None
         allowed: Rule | None = None
         for rule in rules:
             m = rule.match(cmd)
@@ -178,19 +285,34 @@ class Policy:
                 action = self.on_unknown
             if best is None or SEVERITY[action] > best[0]:
                 best = (SEVERITY[action], action, rule)
+        if scoped.files:
+            for op, word in command_ops(cmd):
+                for frule in scoped.files:
+                    if frule.action == "allow":
+                        continue
+                    fm = frule.could_match(op, word, cmd.cwd)
+                    if fm is False:
+                        continue
+                    action = frule.action
+                    if fm is None and SEVERITY[self.on_unknown] < SEVERITY[action]:
+                        action = self.on_unknown
+                    if best is None or SEVERITY[action] > best[0]:
+                        best = (SEVERITY[action], action, frule)
         if best is not None:
-            msg = best[2].message or (
-                "" if best[1] == best[2].action else "an operand is only known at run time"
+            _, action, winner = best
+            msg = winner.message or (
+                "" if action == winner.action else "an operand is only known at run time"
             )
-            return best[1], best[2].id, msg
+            approval = winner.approval if action == "review" else NO_APPROVAL
+            return Verdict(action, winner.id, msg, approval)
         unknown = sorted(cmd.tags & UNKNOWN_TAGS)
         if unknown and (allowed is None or not set(unknown) <= ALLOWABLE_TAGS):
-            return self.on_unknown, "on_unknown", TAG_TEXT.get(unknown[0], unknown[0])
+            return Verdict(self.on_unknown, "on_unknown", TAG_TEXT.get(unknown[0], unknown[0]))
         if allowed is not None:
-            return "allow", allowed.id, allowed.message
+            return Verdict("allow", allowed.id, allowed.message)
         if not cmd.program:
-            return "allow", "default", ""
-        return self.default, "default", "no rule matched"
+            return Verdict("allow", "default", "")
+        return Verdict(*scoped.default)
 
 
 #: Expansions a trusted reading knows more about (see ``shparse.parse``).
@@ -384,28 +506,34 @@ def _decide(
                 "on_unknown",
                 f"{policy.on_unknown} (on_unknown): the command contains {odd}, "
                 "which can make it read differently from what runs",
+                run=run_text(command, policy.safe_environment),
             )
         folded = _fold(command)
         if folded != command:  # full-width and look-alike letters: judge the ASCII reading too
             plain = _decide(policy, user, groups, target, login, command, cwd, False, pty)
             other = _decide(policy, user, groups, target, login, folded, cwd, False, pty)
-            return other if SEVERITY[other.action] > SEVERITY[plain.action] else plain
-    cmds, failure = policy.analyze(command, cwd)
-    if failure:
+            worse = other if SEVERITY[other.action] > SEVERITY[plain.action] else plain
+            return replace(worse, run=plain.run if worse.action != "deny" else "")
+    analysis = policy.analyze(command, cwd)
+    if analysis.failure:
         return Decision(
             policy.on_unknown,
             "on_unknown",
-            _describe(policy.on_unknown, "on_unknown", None, failure),
+            _describe(policy.on_unknown, "on_unknown", None, analysis.failure),
+            run=run_text(command, policy.safe_environment),  # unread: the safe line too
         )
-    if pty:
-        cmds = tuple(
-            replace(c, tags=c.tags | {"takes-terminal"}) if c.program in PAGERS else c for c in cmds
-        )
+    cmds = tuple(
+        replace(c, tags=c.tags | {"takes-terminal"})
+        if (pty and c.program in PAGERS) or terminal_tags(c, pty)
+        else c
+        for c in analysis.commands
+    )
     rendered = tuple(dict.fromkeys(c.rendered + (f" ({c.via})" if c.via else "") for c in cmds))
+    run = run_text(command, policy.safe_environment and wants_safe_environment(cmds))
     if not cmds:
-        return Decision("allow", "default", "allow (default): empty command", ())
+        return Decision("allow", "default", "allow (default): empty command", (), run)
     scoped = policy.scoped(user, frozenset(groups), target, login)
-    best: tuple[int, str, str, str, Command] | None = None
+    best: tuple[Verdict, Command] | None = None
     give_up = time.monotonic() + 2 * policy.parse_timeout_ms / 1000
     for n, cmd in enumerate(cmds):
         if n & 63 == 63 and time.monotonic() > give_up:  # judging is bounded too
@@ -414,14 +542,24 @@ def _decide(
                 "on_unknown",
                 _describe(policy.on_unknown, "on_unknown", None, "too many commands to judge"),
                 rendered,
+                run,
             )
-        action, rule, message = policy.judge(cmd, scoped.for_command(cmd))
+        verdict = policy.judge(cmd, scoped)
         if (
             best is None
-            or SEVERITY[action] > best[0]
-            or (action == best[1] == "allow" and best[4].via and not cmd.via)
+            or SEVERITY[verdict.action] > SEVERITY[best[0].action]
+            or (verdict.action == best[0].action == "allow" and best[1].via and not cmd.via)
         ):  # an allow names the command as typed rather than one nested in it
-            best = (SEVERITY[action], action, rule, message, cmd)
+            best = (verdict, cmd)
     assert best is not None
-    _, action, rule, message, cmd = best
-    return Decision(action, rule, _describe(action, rule, cmd, message), rendered)
+    v, cmd = best
+    return Decision(
+        v.action,
+        v.rule,
+        _describe(v.action, v.rule, cmd, v.message),
+        rendered,
+        "" if v.action == "deny" else run,
+        v.approval.approvers,
+        v.approval.required,
+        v.approval.ttl,
+    )

@@ -28,6 +28,7 @@ __all__ = [
     "stdin_of",
     "sed_runs_code",
     "writes",
+    "scp_sink_targets",
     "dest",
     "path_hijack",
     "system_bin",
@@ -69,6 +70,16 @@ _DIRS = frozenset(
 _COPIERS = frozenset({"cp", "mv", "install", "ln", "rsync", "scp", "ditto", "rclone"})
 
 
+def scp_sink_targets(read: OptRead) -> list[Word]:
+    """``scp -t DEST`` (the server side of legacy scp) writes DEST, or a file the client
+    names inside DEST when it is a directory, and with ``-r`` a whole tree under it."""
+    out: list[Word] = []
+    for w in read.operands:
+        out.append(w)
+        out.append(Word(w.value.rstrip("/") + "/" + DYN, FOUND, True))
+    return out
+
+
 def writes(program: str, read: OptRead) -> list[Word]:
     """Files a program writes through its options and operands (curl -o, dd of=, tee F,
     cp SRC DEST, mv SRC DEST: the source goes away too)."""
@@ -95,6 +106,8 @@ def writes(program: str, read: OptRead) -> list[Word]:
         found += read.operands[0 if scripted or program == "perl" else 1 :]
     elif program in ("tar", "unzip", "bsdtar", "cpio"):
         found += _extract_targets(program, read)
+    elif program == "scp" and "-t" in {o for o, _ in read.options}:
+        found += scp_sink_targets(read)
     elif program in _COPIERS:
         target = dest(program, read)
         if target is not None:

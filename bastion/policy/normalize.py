@@ -42,12 +42,12 @@ from .effects import (
     writes,
 )
 from .getopt import Spec, _q, read_options, spec, wrapper_options
-from .programs import GLOBAL_SPECS, OPT_SPECS, TAKES_COMMAND_OPTS
+from .programs import GLOBAL_SPECS, OPT_SPECS, RUNS_COMMAND, TAKES_COMMAND_OPTS
 from .shparse import SimpleCommand, parse
 from .sql import shell_escapes
 from .tools import ToolReadings, kill_tag
 from .unknown import BUILTINS, NOT_WRAPPERS, SHORT_NAMES, TRIGGERS
-from .words import DYN, FOUND, SOME, ShellSyntaxError, Word
+from .words import DYN, FOUND, SOME, AnalysisTimeout, ShellSyntaxError, Word
 from .wrappers import INTERPRETERS, KNOWN_PROGRAMS, SHELLS, SQL_CLIENTS, WRAPPERS
 
 __all__ = ["Command", "UNKNOWN_TAGS", "ALLOWABLE_TAGS", "normalize", "resolve_path"]
@@ -63,6 +63,9 @@ UNKNOWN_TAGS = frozenset(
         "interpreter-code",
         "source",
         "arith-substitution",
+        "arith-runtime",
+        "written-then-run",
+        "untrusted-script",
         "history-expansion",
         "dynamic-code",
         "too-deep",
@@ -73,7 +76,7 @@ UNKNOWN_TAGS = frozenset(
 
 #: Unknown findings an allow rule may accept for a command (the issue's "unless a rule
 #: allows it"); the others are held whatever the rules say.
-ALLOWABLE_TAGS = frozenset({"script-file", "interpreter-code"})
+ALLOWABLE_TAGS = frozenset({"script-file", "interpreter-code", "untrusted-script"})
 
 _SCRIPT_RUNNERS = SHELLS | {
     "python",
@@ -186,6 +189,30 @@ _TERMINAL_PROGRAMS = _EDITORS | frozenset(
         "lftp",
         "telnet",
     }
+)
+#: Where a script is not an existing file of the target's (anyone can write there, or
+#: it is a stream).
+_UNTRUSTED_DIRS = (
+    "/tmp/",
+    "/var/tmp/",
+    "/dev/shm/",
+    "/dev/stdin/",
+    "/dev/fd/",
+    "/proc/",
+    "/run/user/",
+    "/dev/tcp/",
+    "/dev/udp/",
+)
+#: A temporary directory anywhere (~/.ansible/tmp/..., ~/tmp/...): uploaded, not installed.
+_TEMP_PART = re.compile(r"/\.?(?:tmp|temp|te?mp-[^/]*)/", re.I)
+_UNTRUSTED_IN_TEXT = re.compile(
+    r"(?:^|[\s'\"=])(?:/tmp|/var/tmp|/dev/shm|/dev/stdin|/dev/fd|/proc)/"
+)
+#: Programs that run what a file they are given holds (configs, units, packages, scripts).
+CONFIG_RUNNERS = frozenset(
+    "logrotate crontab at batch dpkg apt apt-get rpm yum dnf zypper pip pip3 make gmake "
+    "ansible-playbook source . awk gawk sed perl python python3 ruby node php tcpdump "
+    "visudo systemctl docker podman kubectl helm terraform".split()
 )
 #: Pagers: ``!cmd`` runs a shell, but only with a terminal (see ``decide``'s pty)
 PAGERS = frozenset({"less", "more", "most", "pg", "man"})
@@ -322,6 +349,7 @@ class Normalizer(ToolReadings):
         self.aliases: dict[str, str] = {}  # alias NAME=BODY seen so far in this input
         self.expanding: set[str] = set()  # aliases being expanded (bash never recurses)
         self.guessing = 0  # readings of unknown programs' arguments in progress
+        self.written: set[str] = set()  # paths written so far in this input
         self.links: dict[str, tuple[str, bool]] = {}  # see ToolReadings.note_link
 
     @property
@@ -329,7 +357,7 @@ class Normalizer(ToolReadings):
         """Time left for nested parses; the whole analysis shares one deadline."""
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise ShellSyntaxError("analysis took too long")
+            raise AnalysisTimeout("analysis took too long")
         return left
 
     def run(self, cmds: list[SimpleCommand], via: str = "", depth: int = 0) -> None:
@@ -492,9 +520,50 @@ class Normalizer(ToolReadings):
         cmd = self.emit(name, args, sc, via, tags, assigns, sql, at=at, limit=limit)
         written = [t for op, t in cmd.redirects if op in _WRITES]
         if written and not self.startup_write(name, args, sc, written, via, depth):
-            self.out[at] = replace(cmd, tags=cmd.tags | {"dynamic-code"})
+            cmd = self.out[at] = replace(cmd, tags=cmd.tags | {"dynamic-code"})
+        if self.runs_written(cmd, first):
+            cmd = self.out[at] = replace(cmd, tags=cmd.tags | {"written-then-run"})
+        if "script-file" in cmd.tags and self.untrusted_script(cmd, first, sc):
+            self.out[at] = replace(cmd, tags=cmd.tags | {"untrusted-script"})
+        for t in written + ([cmd.dest] if cmd.dest is not None else []):
+            if (path := resolve_path(t.value, self.cwd)) is not None:
+                self.written.add(path)
         if name in ("ln", "mount"):
             self.note_link(name, read_options(args, OPT_SPECS.get(name)), self.cwd)
+
+    def untrusted_script(self, cmd: Command, first: Word, sc: SimpleCommand) -> bool:
+        """A script that is not an existing file of the target's: one in a directory
+        anyone can write (/tmp), or read from stdin, a pipe or a file descriptor."""
+        values = [first.value] + [w.value for w in cmd.words]
+        values += [t.value for op, t in cmd.redirects if op in ("<", "<>")]
+        for value in values:
+            path = resolve_path(value.split("=", 1)[-1], self.cwd)
+            if path is not None and (
+                (path + "/").startswith(_UNTRUSTED_DIRS) or _TEMP_PART.search(path)
+            ):
+                return True
+            if _UNTRUSTED_IN_TEXT.search(value):  # psql -c '\i /tmp/x.sql'
+                return True
+        return stdin_of(sc)[1] == "text" or (cmd.program in SHELLS and sc.piped_from is not None)
+
+    def runs_written(self, cmd: Command, first: Word) -> bool:
+        """A script, config or package this input wrote, handed to a program that runs
+        what it holds (``echo .. > x.sh; bash x.sh``, ``cat > l.conf; logrotate l.conf``)."""
+        if (
+            not self.written
+            or cmd.program in WRAPPERS  # the command it starts is judged on its own
+            or not (
+                "script-file" in cmd.tags or cmd.program in CONFIG_RUNNERS or cmd.program in SHELLS
+            )
+        ):
+            return False
+        words = [first.value] + [w.value for w in cmd.words]
+        for value in words:
+            value = value.split("=", 1)[-1] if value.startswith("-") else value
+            path = resolve_path(value, self.cwd)
+            if path is not None and (path in self.written or path.rstrip("/") in self.written):
+                return True
+        return False
 
     def special(
         self,
@@ -642,6 +711,8 @@ class Normalizer(ToolReadings):
             self.container_exec(name, args, sc, via, depth, assigns)
         elif name in SQL_CLIENTS:
             return self.sql(name, args, sc, via, depth, tags)
+        if name in RUNS_COMMAND and runs_command(name, args):
+            tags.add("runs-command")
         if name in TAKES_COMMAND_OPTS:
             read = read_options(args, GLOBAL_SPECS.get(name) or OPT_SPECS.get(name))
             for opt, value in read.options:
@@ -946,7 +1017,7 @@ class Normalizer(ToolReadings):
                                 sc,
                                 f"via find {args[i].value} {via}".strip(),
                                 depth + 1,
-                                set(),
+                                {"from-find"},
                                 assigns,
                             )
                 i = j
@@ -1042,6 +1113,24 @@ class Normalizer(ToolReadings):
         for cmd in shell_escapes(sql):
             self.shell_text(cmd, f"inside a {name} shell escape {via}".strip(), depth)
         return sql or None
+
+
+def runs_command(name: str, args: list[Word]) -> bool:
+    """Whether an option, a ``KEY=`` configuration or an argument makes ``name`` run
+    another program (``programs.RUNS_COMMAND``)."""
+    options, keys, arg_globs = RUNS_COMMAND[name]
+    read = read_options(args, GLOBAL_SPECS.get(name) or OPT_SPECS.get(name))
+    for opt, value in read.options:
+        if name == "rsync" and opt in ("-e", "--rsh") and value is not None:
+            if value.value.split(" ", 1)[0].rsplit("/", 1)[-1] not in ("ssh", "autossh"):
+                return True  # a transport other than ssh: a program run with the data
+        if opt in options:
+            return True
+        if value is not None and keys and "=" in value.value:
+            key = value.value.split("=", 1)[0].lower().strip()
+            if any(fnmatchcase(key, k) for k in keys):
+                return True
+    return any(fnmatchcase(w.value, g) for w in args for g in arg_globs)
 
 
 def normalize(

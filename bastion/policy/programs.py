@@ -15,14 +15,21 @@ from __future__ import annotations
 
 from .getopt import Spec, spec
 
-__all__ = ["OPT_SPECS", "GLOBAL_SPECS", "TAKES_COMMAND_OPTS", "OUTPUT_OPTS", "TARGET_DIR_OPTS"]
+__all__ = [
+    "OPT_SPECS",
+    "GLOBAL_SPECS",
+    "TAKES_COMMAND_OPTS",
+    "RUNS_COMMAND",
+    "OUTPUT_OPTS",
+    "TARGET_DIR_OPTS",
+]
 
 #: Options whose value is a file the program writes (judged like a ``>`` redirect).
 OUTPUT_OPTS: dict[str, frozenset[str]] = {
     "curl": frozenset({"-o", "--output"}),
     "wget": frozenset({"-O", "--output-document"}),
     "sort": frozenset({"-o", "--output"}),
-    "openssl": frozenset({"-out"}),
+    "openssl": frozenset({"-out", "-keyout"}),
     "tar": frozenset({"-f", "--file"}),
     "pg_dump": frozenset({"-f", "--file"}),
     "mysqldump": frozenset({"-r", "--result-file"}),
@@ -36,6 +43,9 @@ OUTPUT_OPTS: dict[str, frozenset[str]] = {
 TARGET_DIR_OPTS = frozenset({"-t", "--target-directory"})
 
 OPT_SPECS: dict[str, Spec] = {
+    "apt-get": spec("o:c:t:", "option config-file target-release"),
+    "apt": spec("o:c:t:", "option config-file target-release"),
+    "aptitude": spec("o:t:", "option target-release"),
     "kubectl": spec(
         "n:l:o:f:c:p:",
         "namespace selector output filename container context "
@@ -114,7 +124,7 @@ OPT_SPECS: dict[str, Spec] = {
         "",
         "in out key passin passout config CAfile CApath cert certfile "
         "signkey inkey outform inform keyform name section extfile extensions "
-        "days subj set_serial connect servername md cipher",
+        "days subj set_serial connect servername md cipher keyout newkey pkeyopt CAkey CA",
         single_dash_long=True,
     ),
     "wget": spec(
@@ -174,6 +184,98 @@ GLOBAL_SPECS: dict[str, Spec] = {
     ),
 }
 
+#: One knowledge base of "this option, configuration key or argument makes the program
+#: run another program" (hooks, pre-invoke options, wrappers, askpass and editor options,
+#: post-rotate and post-capture commands). A command using one is tagged ``runs-command``
+#: (held by the shipped rule of that name); where the value is a command line it is also
+#: judged as one (TAKES_COMMAND_OPTS). Per program: options, ``KEY=`` patterns of
+#: key=value options (case-insensitive globs), and argument globs.
+RUNS_COMMAND: dict[str, tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]] = {
+    "tar": (
+        frozenset(
+            "--to-command --checkpoint-action --info-script -F --new-volume-script "
+            "--rsh-command --rmt-command".split()
+        ),
+        (),
+        ("--checkpoint-action=*", "--to-command=*"),
+    ),
+    "rsync": (frozenset({"--rsync-path"}), (), ("--rsync-path=*",)),
+    "git": (
+        frozenset({"--upload-pack", "--receive-pack", "--exec", "-u"}),
+        (
+            "core.pager",
+            "core.editor",
+            "core.sshcommand",
+            "core.fsmonitor",
+            "core.hookspath",
+            "core.askpass",
+            "core.gitproxy",
+            "diff.external",
+            "diff.*.command",
+            "difftool.*",
+            "mergetool.*",
+            "merge.*.driver",
+            "sequence.editor",
+            "gpg.program",
+            "gpg.*.program",
+            "credential.helper",
+            "credential.*.helper",
+            "alias.*",
+            "filter.*",
+            "pager.*",
+            "uploadpack.packobjectshook",
+            "protocol.*.allow",
+            "include.path",
+            "includeif.*",
+            "remote.*.uploadpack",
+            "remote.*.receivepack",
+            "sendemail.*cmd",
+            "http.proxy",
+        ),
+        ("ext::*", "--upload-pack=*", "--receive-pack=*", "--exec=*"),
+    ),
+    "apt-get": (
+        frozenset({"-c", "--config-file"}),
+        ("*invoke*", "*pre-install-pkgs*", "dir::bin::*", "apt::config*"),
+        (),
+    ),
+    "apt": (
+        frozenset({"-c", "--config-file"}),
+        ("*invoke*", "*pre-install-pkgs*", "dir::bin::*", "apt::config*"),
+        (),
+    ),
+    "aptitude": (frozenset(), ("*invoke*", "*pre-install-pkgs*", "dir::bin::*"), ()),
+    "dpkg": (
+        frozenset({"--pre-invoke", "--post-invoke"}),
+        (),
+        ("--pre-invoke=*", "--post-invoke=*"),
+    ),
+    "tcpdump": (frozenset({"-z"}), (), ()),
+    "zip": (frozenset({"-TT", "--unzip-command"}), (), ()),
+    "man": (frozenset({"-P", "--pager", "-H", "--html"}), (), ("--pager=*", "--html=*")),
+    "sudo": (frozenset({"-A", "--askpass"}), (), ()),
+    "socat": (frozenset(), (), ("exec:*", "system:*", "EXEC:*", "SYSTEM:*", "*,exec=*")),
+    "ssh": (
+        frozenset(),
+        ("proxycommand", "localcommand", "knownhostscommand", "permitlocalcommand"),
+        (),
+    ),
+    "scp": (frozenset({"-S"}), ("proxycommand",), ()),
+    "sftp": (frozenset({"-S", "-D", "-s"}), ("proxycommand",), ()),
+    "sshfs": (frozenset(), ("ssh_command", "sftp_server"), ()),
+    "mysql": (frozenset({"--pager"}), (), ("--pager=*",)),
+    "cpio": (frozenset({"--rsh-command"}), (), ()),
+    "wget": (frozenset({"--use-askpass"}), (), ("--use-askpass=*",)),
+    "ansible": (
+        frozenset(),
+        (),
+        ("shell", "command", "raw", "script", "-mshell", "-mcommand", "-mraw"),
+    ),
+    "flock": (frozenset({"-c", "--command"}), (), ()),
+    "nmap": (frozenset({"--script", "-sC"}), (), ("--script=*",)),
+    "vim": (frozenset({"-c", "--cmd", "-S"}), (), ()),
+}
+
 TAKES_COMMAND_OPTS = {  # options whose value is a command line the program will run
     "tar": ("--to-command", "--checkpoint-action", "--use-compress-program", "-I"),
     "rsync": ("-e", "--rsh", "--rsync-path"),
@@ -182,6 +284,10 @@ TAKES_COMMAND_OPTS = {  # options whose value is a command line the program will
     "scp": ("-o", "-S"),
     "sftp": ("-o", "-S"),
     "zip": ("-TT", "--unzip-command"),
+    "tcpdump": ("-z",),
+    "dpkg": ("--pre-invoke", "--post-invoke"),
+    "man": ("-P", "--pager"),
+    "flock": ("-c", "--command"),
 }
 for _name in (
     "[",

@@ -26,14 +26,26 @@ from fnmatch import fnmatchcase
 from functools import lru_cache
 from typing import Any
 
+from ..schema import check as check_section
 from ..tomlsource import TomlSource
 from .effects import resolve_path
 from .normalize import Command
+from .schema import RULE_LIST_KEYS, FileRuleModel, RuleModel, parse_duration
 from .sql import match_text
 from .tools import user_regex
 from .words import DYN, FOUND, SOME, Word
 
-__all__ = ["ACTIONS", "SEVERITY", "Rule", "load_rules", "SYSTEM_DIRS"]
+__all__ = [
+    "ACTIONS",
+    "SEVERITY",
+    "Approval",
+    "Rule",
+    "load_rules",
+    "SYSTEM_DIRS",
+    "in_scope",
+    "path_test",
+    "approval_of",
+]
 
 ACTIONS = ("allow", "deny", "review")
 SEVERITY = {"allow": 0, "review": 1, "deny": 2}
@@ -118,31 +130,18 @@ _SAMPLES = sorted(
     }
 )
 
-_LIST_KEYS = (
-    "program",
-    "subcommand",
-    "options",
-    "options_all",
-    "not_options",
-    "args",
-    "operands",
-    "paths",
-    "dest_paths",
-    "redirects",
-    "sql",
-    "tags",
-    "assigns",
-    "groups",
-    "not_groups",
-    "users",
-    "not_users",
-    "targets",
-    "not_targets",
-    "logins",
-    "not_logins",
-)
-_RULE_KEYS = frozenset(("id", "action", "message") + _LIST_KEYS)
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+
+@dataclass(frozen=True)
+class Approval:
+    """Approval settings of a review rule: approver groups (empty: the [approvals]
+    default), how many approvals, and how long one lasts (None: the default)."""
+
+    approvers: tuple[str, ...] = ()
+    required: int = 1
+    ttl: int | None = None
+
+
+NO_APPROVAL = Approval()
 
 Match = bool | None  # None: maybe (only known at run time)
 
@@ -254,8 +253,24 @@ def _path_is(path: str, pattern: str) -> bool:
     return fnmatchcase(path, pattern)
 
 
+def in_scope(
+    c: dict[str, list[str]], user: str, groups: Collection[str], target: str, login: str
+) -> bool:
+    """Whether scope keys (groups, users, targets, logins and not_ forms) admit an identity."""
+    if "groups" in c and not any(g in groups for g in c["groups"]):
+        return False
+    if "not_groups" in c and any(g in groups for g in c["not_groups"]):
+        return False
+    for key, value in (("users", user), ("targets", target), ("logins", login)):
+        if key in c and not any(fnmatchcase(value, p) for p in c[key]):
+            return False
+        if "not_" + key in c and any(fnmatchcase(value, p) for p in c["not_" + key]):
+            return False
+    return True
+
+
 @lru_cache(maxsize=512)
-def _path_set(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+def path_test(patterns: tuple[str, ...]) -> Callable[[str], bool]:
     """One test for a list of path patterns (one regex for the globs): judging a command
     with thousands of operands stays linear in the operands."""
     root, system, device = ("@root" in patterns, "@system" in patterns, "@device" in patterns)
@@ -303,7 +318,7 @@ _DIGITS = "\x01"
 def _path_matches(word: Word, cwd: str | None, patterns: tuple[str, ...]) -> Match:
     """Does the path a word names match one of the patterns? Maybe if only known at run
     time (cached: a command often names the same path many times)."""
-    is_match = _path_set(patterns)
+    is_match = path_test(patterns)
     if word.safe and DYN in word.value:  # x.$$, backup-$(date +%F): digits, or nothing
         readings = [
             Word(word.value.replace(DYN, r), word.raw, False, word.glob) for r in ("", _DIGITS)
@@ -329,6 +344,13 @@ def _path_matches(word: Word, cwd: str | None, patterns: tuple[str, ...]) -> Mat
     return False
 
 
+def _none_of(results: list[Match]) -> Match:
+    """True when no result matched; maybe when one only maybe-matched."""
+    if True in results:
+        return False
+    return None if None in results else True
+
+
 def _any(results: list[Match]) -> Match:
     if True in results:
         return True
@@ -348,20 +370,11 @@ class Rule:
     checks: list[Callable[[Command], Match]] = field(default_factory=list)
     prog_exact: frozenset[str] = frozenset()
     prog_re: re.Pattern[str] | None = None
+    approval: Approval = NO_APPROVAL
 
     def in_scope(self, user: str, groups: Collection[str], target: str, login: str) -> bool:
         """Whether the rule applies to this identity at all (groups, users, targets, logins)."""
-        c = self.conf
-        if "groups" in c and not any(g in groups for g in c["groups"]):
-            return False
-        if "not_groups" in c and any(g in groups for g in c["not_groups"]):
-            return False
-        for key, value in (("users", user), ("targets", target), ("logins", login)):
-            if key in c and not any(fnmatchcase(value, p) for p in c[key]):
-                return False
-            if "not_" + key in c and any(fnmatchcase(value, p) for p in c["not_" + key]):
-                return False
-        return True
+        return in_scope(self.conf, user, groups, target, login)
 
     def match(self, cmd: Command) -> Match:
         """True, False, or None (maybe) for one normalized command.
@@ -423,6 +436,10 @@ class Rule:
             self.checks.append(
                 lambda cmd: _any([_could_match(w, p) for w in cmd.words for p in c["args"]])
             )
+        if "not_args" in c:
+            self.checks.append(
+                lambda cmd: _none_of([_could_match(w, p) for w in cmd.words for p in c["not_args"]])
+            )
         if "operands" in c:
             self.checks.append(
                 lambda cmd: _any([_could_match(w, p) for w in cmd.operands for p in c["operands"]])
@@ -432,15 +449,26 @@ class Rule:
                 lambda cmd: cmd.dest is not None and _path_matches(cmd.dest, cmd.cwd, dest_paths)
             )
         if "paths" in c:
+            unjudged = tuple(c.get("not_paths", ()))
             self.checks.append(
-                lambda cmd: _any([_path_matches(w, cmd.cwd, paths) for w in cmd.operands])
+                lambda cmd: _any(
+                    [
+                        _path_matches(w, cmd.cwd, paths)
+                        for w in cmd.operands
+                        if not (unjudged and _path_matches(w, cmd.cwd, unjudged) is True)
+                    ]
+                )
             )
         if "redirects" in c:
             self.checks.append(self._redirects)
+        if "overwrites" in c:
+            self.checks.append(self._overwrites)
         if "sql" in c:
             self.checks.append(self._sql)
         if "tags" in c:
             self.checks.append(lambda cmd: any(t in cmd.tags for t in c["tags"]))
+        if "not_tags" in c:
+            self.checks.append(lambda cmd: not any(t in cmd.tags for t in c["not_tags"]))
         if "assigns" in c:
             assigns = re.compile("|".join(fnmatch.translate(p) for p in c["assigns"]))
             self.checks.append(lambda cmd: any(assigns.match(a) for a in set(cmd.assigns)))
@@ -494,6 +522,18 @@ class Rule:
             )
         return False
 
+    def _overwrites(self, cmd: Command) -> Match:
+        """Files emptied or replaced: a truncating redirect (``: > f``, not ``>>``), or
+        the operands of ``truncate``/``shred``/``wipe``."""
+        pats = tuple(self.conf["overwrites"])
+        results: list[Match] = []
+        for op, target in cmd.redirects:
+            if op in (">", ">|", "&>") or (op == ">&" and not re.fullmatch(r"\d+|-", target.value)):
+                results.append(_path_matches(target, cmd.cwd, pats))
+        if cmd.program in ("truncate", "shred", "wipe", "srm"):
+            results += [_path_matches(w, cmd.cwd, pats) for w in cmd.operands]
+        return _any(results)
+
     def _redirects(self, cmd: Command) -> Match:
         results: list[Match] = []
         for op, target in cmd.redirects:
@@ -501,20 +541,15 @@ class Rule:
                 continue
             if op == ">&" and re.fullmatch(r"\d+|-", target.value):
                 continue
+            unjudged = tuple(self.conf.get("not_paths", ()))
+            if unjudged and _path_matches(target, cmd.cwd, unjudged) is True:
+                continue
             results.append(_path_matches(target, cmd.cwd, tuple(self.conf["redirects"])))
         return _any(results)
 
 
-def _str_list(source: TomlSource, key: tuple[Any, ...], value: Any) -> list[str]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise source.error(key, "must be a string or a list of non-empty strings")
-    return list(value)
-
-
 def load_rules(source: TomlSource, raw: Any) -> list[Rule]:
-    """Validate ``[[rules]]``; any unknown key, bad type or bad value is a ConfigError."""
+    """Validate ``[[rules]]`` with the schema; any mistake is a ConfigError at file:line:key."""
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -522,42 +557,20 @@ def load_rules(source: TomlSource, raw: Any) -> list[Rule]:
     rules: list[Rule] = []
     seen: set[str] = set()
     for i, entry in enumerate(raw):
-        if not isinstance(entry, dict):
-            raise source.error(("rules", i), "must be a table")
-        for key in entry:
-            if key not in _RULE_KEYS:
-                raise source.error(
-                    ("rules", i, key),
-                    "unknown key (expected one of " + ", ".join(sorted(_RULE_KEYS)) + ")",
-                )
-        rid = entry.get("id")
-        if not isinstance(rid, str) or not _ID.match(rid):
-            raise source.error(
-                ("rules", i, "id"),
-                "must be a non-empty name of letters, digits, '-', '_', '.', ':'",
-            )
-        if rid in seen or rid in ("on_unknown", "default", "too-long"):
-            raise source.error(("rules", i, "id"), f"duplicate or reserved rule id {rid!r}")
-        seen.add(rid)
-        action = entry.get("action")
-        if action not in ACTIONS:
-            raise source.error(("rules", i, "action"), "must be one of allow, deny, review")
-        message = entry.get("message", "")
-        if not isinstance(message, str):
-            raise source.error(("rules", i, "message"), "must be a string")
-        conf = {k: _str_list(source, ("rules", i, k), entry[k]) for k in _LIST_KEYS if k in entry}
-        if not conf:
-            raise source.error(("rules", i), "needs at least one matcher or scope key")
-        rule = Rule(rid, action, message, i, conf)
-        for pattern in conf.get("sql", []):
-            try:
-                rule.sql_res.append(re.compile(pattern, re.I))
-            except re.error as exc:
-                raise source.error(("rules", i, "sql"), f"bad regular expression: {exc}") from None
-        for key in ("options", "options_all", "not_options"):
-            for opt in conf.get(key, []):
-                if not opt.startswith("-") and not opt.startswith("+"):
-                    raise source.error(("rules", i, key), f"option {opt!r} must start with -")
+        model = check_section(source, RuleModel, entry, ("rules", i))
+        if model.id in seen:
+            raise source.error(("rules", i, "id"), f"duplicate rule id {model.id!r}")
+        seen.add(model.id)
+        conf = {k: list(getattr(model, k)) for k in RULE_LIST_KEYS if getattr(model, k) is not None}
+        rule = Rule(model.id, model.action, model.message, i, conf)
+        rule.sql_res = [re.compile(p, re.I) for p in conf.get("sql", [])]
+        rule.approval = approval_of(model)
         rule.compile()
         rules.append(rule)
     return rules
+
+
+def approval_of(model: RuleModel | FileRuleModel) -> Approval:
+    """The approval settings a review rule carries (defaults left to [approvals])."""
+    ttl = parse_duration(model.approval_ttl) if model.approval_ttl else None
+    return Approval(tuple(model.approvers or ()), model.approvals_required, ttl)

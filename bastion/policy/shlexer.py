@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .arith import tainted_reads
 from .words import DYN, ShellSyntaxError, Word, ansi_c_decode, make_word
 
 __all__ = ["Lexer", "Redirect", "SimpleCommand", "MAX_DEPTH", "MAX_COMMANDS", "META"]
@@ -88,6 +89,10 @@ class SimpleCommand:
     context: str = ""
 
 
+#: ``${name[SUBSCRIPT]...}`` (not @ or *) or ``${name:OFFSET...}`` (not :- := :? :+).
+_ARITH_PARAM = re.compile(r"!?[A-Za-z_][A-Za-z0-9_]*(?:\[(?![@*]\])([^\]]*)\]|:(?![-=?+])([^}]*))")
+
+
 class Lexer:
     """Cursor over the source with the reading state; ``shparse._Parser`` adds grammar."""
 
@@ -105,6 +110,10 @@ class Lexer:
         self.functions: list[str] = []
         self.calls: dict[str, set[str]] = {}  # function -> first words of its body
         self.arith_spans: list[tuple[int, int]] = []  # arithmetic text in this source
+        #: names this input set from run-time values (see ``arith``), and associative
+        #: arrays it declared; shared with nested parsers
+        self.tainted: set[str] = set()
+        self.assoc: set[str] = set()
         self.hist = False
         self.partial = False  # a piece of a larger input: here-doc bodies may be outside
         self.have_cmd = False  # a command precedes the cursor in this list (";" is valid)
@@ -133,6 +142,7 @@ class Lexer:
             raise self.fail("nesting too deep")
         p = type(self)(src, self.deadline, self.depth + 1)
         p.trust = self.trust
+        p.tainted, p.assoc = self.tainted, self.assoc
         p.parse_list(frozenset())
         p.finish()
         for c in p.out:
@@ -185,6 +195,7 @@ class Lexer:
             return False
         p = type(self)(text, self.deadline, self.depth + 1)
         p.trust = self.trust
+        p.tainted, p.assoc = self.tainted, self.assoc
         p.context = self.context[-1:]
         _, _, dynamic = p.read_word_chars(heredoc=True)
         self.out.extend(p.out)
@@ -276,8 +287,8 @@ class Lexer:
             c = s[self.i]
             if stop and c in stop:
                 break
-            if c in meta:
-                if c in "<>" and s.startswith("(", self.i + 1) and not chars:
+            if c in meta or (self.cond and c in "<>"):  # [[ -n <(cmd) ]] runs cmd
+                if c in "<>" and s.startswith("(", self.i + 1) and (not chars or self.cond):
                     self.i += 2
                     self.substitution(")", "process substitution")
                     chars.append(DYN)
@@ -288,7 +299,8 @@ class Lexer:
                 if c == "(" and chars and chars[-1] in "@!+*?" and mask[-1] == "u":
                     self.extglob(chars, mask)
                     continue
-                break
+                if c in meta:
+                    break
             if c == "\\":
                 nxt = s[self.i + 1 : self.i + 2]
                 if nxt == "\n":
@@ -485,6 +497,8 @@ class Lexer:
                 if depth == 0:
                     return i if s.startswith("))", i) else None
                 depth -= 1
+            elif c == "\\":
+                i += 1  # an escaped character: \' is not a quote
             elif c in "'\"":
                 end = s.find(c, i + 1)
                 if end < 0:
@@ -498,6 +512,7 @@ class Lexer:
         if self.depth == 0:
             self.arith_spans.append((start, end))
         text = self.s[start:end]
+        self.arith_reads(text)
         if "$(" in text or "`" in text or "$[" in text:
             self.emit(SimpleCommand(tags={"arith-substitution"}))
             self.scan_expansions(text)
@@ -510,13 +525,28 @@ class Lexer:
                 alt = []
             self.out.extend(c for c in alt if c.words)
 
+    def arith_reads(self, text: str) -> None:
+        """Arithmetic that reads a value only known at run time is a finding (see arith)."""
+        if tainted_reads(text, self.tainted):
+            self.emit(SimpleCommand(tags={"arith-runtime"}))
+
     def braced(self) -> None:
         """Skip a ``${...}`` (cursor after the brace), emitting inner substitutions."""
         s, n = self.s, self.n
+        start = self.i
         while self.i < n:
             c = s[self.i]
             if c == "}":
                 self.i += 1
+                m = _ARITH_PARAM.match(s, start, self.i - 1)
+                if (
+                    m
+                    and m.group(1) is not None
+                    and m.group().lstrip("!").split("[")[0] in self.assoc
+                ):
+                    return  # ${m[key]} of an associative array: not arithmetic
+                if m:  # ${a[$i]}, ${s:$n:2}: the subscript or offset is arithmetic
+                    self.arith_reads(m.group(1) or m.group(2) or "")
                 return
             if c == "\\":
                 self.i += 2

@@ -26,8 +26,9 @@ from __future__ import annotations
 import re
 import time
 
+from .arith import numeric_value
 from .shlexer import MAX_COMMANDS, MAX_DEPTH, META, Lexer, Redirect, SimpleCommand
-from .words import ShellSyntaxError, Word
+from .words import AnalysisTimeout, ShellSyntaxError, Word
 
 __all__ = ["Redirect", "SimpleCommand", "parse", "ShellSyntaxError", "MAX_DEPTH", "MAX_COMMANDS"]
 
@@ -51,18 +52,66 @@ _RESERVED_SKIP = {
 _ASSIGN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=")
 #: Builtins whose arguments may be array assignments (``declare -A m=([k]=v)``).
 _DECLARERS = frozenset({"declare", "typeset", "local", "readonly", "export"})
+#: Builtins that set the variables they name (and ``let``, which does arithmetic).
+_SETS_NAMES = frozenset(
+    "read declare typeset local export readonly mapfile readarray printf getopts unset let "
+    "for select".split()
+)
+_ARITH_TESTS = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge"})
 _SEPARATORS = {";", "&", "&&", "||", "\n", ";;", ";&", ";;&", "|", "|&"}
 
 
 class _Parser(Lexer):
     """The grammar: lists, pipelines, compound commands, functions, case, assignments."""
 
+    def names_set(self, words: list[Word]) -> None:
+        """A builtin that sets variables: they are no longer known numbers (``read x``),
+        and ``let`` is arithmetic on its arguments."""
+        if words[0].value == "let":
+            for w in words[1:]:
+                self.arith_reads(w.raw.replace('"', "").replace("'", ""))
+            return
+        declare_assoc = words[0].value in _DECLARERS and any(
+            w.value.startswith("-") and "A" in w.value for w in words[1:]
+        )
+        for w in words[1:]:
+            if w.value.startswith("-"):
+                continue
+            name = w.value.split("=", 1)[0].split("[", 1)[0]
+            if declare_assoc:
+                self.assoc.add(name)
+            value = w.raw.split("=", 1)[1] if "=" in w.raw else None
+            if value is not None and (numeric_value(value) or not w.dynamic):
+                self.tainted.discard(name)
+            else:
+                self.tainted.add(name)
+
+    def assignment_end(self) -> int | None:
+        """End of ``NAME=`` (or ``NAME[i]+=``) at the cursor, else None. Line
+        continuations inside it are removed first, as bash does (``A\\<newline>B=1 cmd``
+        assigns AB)."""
+        m = _ASSIGN.match(self.s, self.i)
+        if m:
+            return m.end()
+        if "\\\n" not in self.s[self.i : self.i + 256]:
+            return None
+        kept: list[int] = []  # source index of each character kept
+        j = self.i
+        while j < self.n and len(kept) < 256:
+            if self.s.startswith("\\\n", j):
+                j += 2
+                continue
+            kept.append(j)
+            j += 1
+        m = _ASSIGN.match("".join(self.s[k] for k in kept))
+        return kept[m.end() - 1] + 1 if m else None
+
     # ---- grammar ------------------------------------------------------------------
     def parse_list(self, stops: frozenset[str]) -> str:
         """Read commands until one of ``stops`` (consumed) or the end; return the stop."""
         while True:
             if time.monotonic() > self.deadline:
-                raise ShellSyntaxError("parse took too long")
+                raise AnalysisTimeout("parse took too long")
             op = self.peek_op()
             if op == "EOF":
                 if stops - {"esac"} or self.pending_cmd:
@@ -163,8 +212,10 @@ class _Parser(Lexer):
                 self.arith(self.i + 2, end)
                 self.i = end + 2
                 return None
+            names: list[Word] = []
             while self.peek_op() is None:  # NAME [in words...]: substitutions still run
-                self.read_words()
+                names += self.read_words()
+            self.names_set([Word(word)] + names[:1])
             return None
         if word == "case":
             self.i += 4
@@ -181,14 +232,19 @@ class _Parser(Lexer):
         if word == "[[":
             self.i += 2
             self.cond = True
+            words: list[Word] = []
             try:
                 while (op := self.peek_op()) != "]]":
                     if op in ("EOF", ";", "\n"):
                         raise self.fail("unterminated [[")
-                    self.read_words()
+                    words += self.read_words()
                 self.i += 2
             finally:
                 self.cond = False
+            for k, w in enumerate(words):  # [[ $n -gt 3 ]]: both operands are arithmetic
+                if w.raw in _ARITH_TESTS:
+                    for operand in words[max(k - 1, 0) : k + 2 : 2]:
+                        self.arith_reads(operand.raw.replace('"', ""))
             return None
         if word and "=" not in word:
             j = self.i + len(word)
@@ -355,24 +411,35 @@ class _Parser(Lexer):
             if op is not None:
                 break
             if len(cmd.words) & 255 == 255 and time.monotonic() > self.deadline:
-                raise ShellSyntaxError("parse took too long")
+                raise AnalysisTimeout("parse took too long")
             red = self.read_redirect()
             if red is not None:
                 cmd.redirects.append(red)
                 continue
             start = self.i
             if not cmd.words:
-                m = _ASSIGN.match(self.s, self.i)
-                if m:
-                    name = m.group().split("[")[0].rstrip("+=")
-                    self.i = m.end()
+                m_end = self.assignment_end()
+                if m_end is not None:
+                    head = self.s[self.i : m_end].replace("\\\n", "")
+                    name = head.split("[")[0].rstrip("+=")
+                    if "[" in head:  # a[$(cmd)]=1: the subscript is expanded, and run
+                        subscript = head[head.index("[") + 1 : head.rindex("]")]
+                        self.scan_expansions(subscript)
+                        if name not in self.assoc:  # and for an indexed array, evaluated
+                            self.arith_reads(subscript)
+                    self.i = m_end
                     if self.s.startswith("(", self.i):  # array assignment
                         self.array()
                         cmd.assigns.append((name, Word("", self.s[start : self.i], True)))
                         continue
+                    value_start = self.i
                     chars, mask, dyn = self.read_word_chars()
                     if "q" in mask:
                         self.arith_payload(chars)
+                    if numeric_value(self.s[value_start : self.i]) or not dyn:
+                        self.tainted.discard(name)
+                    else:
+                        self.tainted.add(name)
                     cmd.assigns.append((name, Word(chars, self.s[start : self.i], dyn)))
                     continue
             elif cmd.words[0].value in _DECLARERS and not cmd.words[0].quoted:
@@ -389,6 +456,8 @@ class _Parser(Lexer):
         if self.hist:
             cmd.tags.add("history-expansion")
         self.hist = outer_hist
+        if cmd.words and cmd.words[0].value in _SETS_NAMES:
+            self.names_set(cmd.words)
         if not (cmd.words or cmd.assigns or cmd.redirects):
             raise self.fail("unexpected " + repr(self.s[self.i : self.i + 2]))
         self.emit(cmd)

@@ -23,6 +23,7 @@ __all__ = [
     "SOME",
     "Word",
     "ShellSyntaxError",
+    "AnalysisTimeout",
     "ansi_c_decode",
     "brace_expand",
     "make_word",
@@ -41,6 +42,11 @@ SOME = "{some}"
 
 class ShellSyntaxError(ValueError):
     """The input is not shell we can read; the policy treats it as unknown."""
+
+
+class AnalysisTimeout(ShellSyntaxError):
+    """The analysis ran past its deadline: on_unknown now, but never cached (the same
+    command may be read in time when the process is less loaded)."""
 
 
 @dataclass(frozen=True)

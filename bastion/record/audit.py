@@ -13,7 +13,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AuditLog"]
+__all__ = ["AuditLog", "MAX_FIELD", "bounded"]
+
+#: Longest string a client controls that goes into one audit record, in characters.
+MAX_FIELD = 4096
+
+
+def bounded(text: str | None, limit: int = MAX_FIELD) -> dict[str, Any]:
+    """A client-controlled text for an audit record: itself when short; else its first
+    ``limit`` characters, its length and its sha256 (the cast header keeps it whole)."""
+    if text is None or len(text) <= limit:
+        return {"command": text}
+    import hashlib
+
+    data = text.encode("utf-8", "surrogatepass")
+    return {
+        "command": text[:limit],
+        "command_truncated": True,
+        "command_bytes": len(data),
+        "command_sha256": hashlib.sha256(data).hexdigest(),
+    }
 
 log = logging.getLogger("bastion.audit")
 

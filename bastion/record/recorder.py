@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from ..errors import BastionError
 from ..storage import SessionRow
-from .audit import AuditLog
+from .audit import AuditLog, bounded
 from .cast import CastWriter, cast_path
 
 __all__ = ["RecordingError", "RecordingSettings", "SessionInfo", "SessionRecorder"]
@@ -120,8 +120,8 @@ class SessionRecorder:
             target=info.target,
             login=info.login,
             kind=info.kind,
-            command=info.command,
             pty=info.term_type is not None,
+            **bounded(info.command),
             cast=str(self.path),
         )
 
@@ -137,7 +137,7 @@ class SessionRecorder:
             user=info.user,
             target=info.target,
             login=info.login,
-            command=extra.pop("command", info.command),
+            **bounded(extra.pop("command", info.command)),
             decision=action,
             rule=rule,
             reason=reason,

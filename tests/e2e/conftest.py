@@ -7,6 +7,7 @@ One bastion serves the module's tests (started once, ~1 s); tests that need thei
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import os
 import shutil
@@ -14,6 +15,8 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from bastion.config import load_config
 from bastion.home import add_target, init_home
 from bastion.ssh.certs import generate_key, issue_user_cert, load_private_key, write_private_key
 from bastion.sshd import LocalSshd, find_sshd, free_port
@@ -131,6 +135,8 @@ def make_client(
     host_ca = (home / "keys" / "host_ca.pub").read_text().strip()
     (dir / "known_hosts").write_text(f"@cert-authority * {host_ca}\n")
     config = dir / "ssh_config"
+    # ControlPath must stay under 108 bytes whatever the test's directory: a short one
+    control = tempfile.mkdtemp(prefix="bcm", dir="/tmp")
     config.write_text(f"""\
 Host bastion
     HostName 127.0.0.1
@@ -147,7 +153,7 @@ Host *
     StrictHostKeyChecking yes
     BatchMode yes
     ConnectTimeout 15
-    ControlPath {dir}/cm-%C
+    ControlPath {control}/%C
 """)
     return Client(dir, config, dir / "id_ed25519")
 
@@ -223,3 +229,92 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     yield World(home, sshd, bastion, alice, tmp)
     bastion.stop()
     sshd.stop()
+
+
+@pytest.fixture
+def home_copy(world, tmp_path):
+    """A copy of the shared world's home (targets, keys), for a bastion of one's own."""
+    home = tmp_path / "home"
+    shutil.copytree(
+        world.home, home, ignore=shutil.ignore_patterns("sessions", "*.jsonl", "state.db*", "*.log")
+    )
+    # stored target keys are referenced relative to the home, so the copy is complete
+    return home
+
+
+def edit_config(home: Path, old: str, new: str) -> None:
+    path = home / "policies.toml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def bastion_cli(client: Client, port: int, *args: str, timeout: float = 60):
+    """Run the real `bastion-cli` as ``client`` against the bastion on ``port``."""
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from bastion.cli import run_user; sys.argv[0] = 'bastion-cli'; run_user()",
+        "--bastion",
+        f"127.0.0.1:{port}",
+        "-i",
+        str(client.key),
+        "--known-hosts",
+        str(client.dir / "known_hosts"),
+        *args,
+    ]
+    return subprocess.run(
+        cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, text=True
+    )
+
+
+class InProcessBastion:
+    """A bastion served by this test process on a thread of its own, so a test can look
+    at its insides (pool counters, stores) while real clients use it."""
+
+    def __init__(self, home: Path):
+        from bastion.service import build_services
+
+        self.config = load_config(home)
+        self.services = build_services(self.config)
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        from bastion.service import run_until_stopped
+
+        asyncio.set_event_loop(self.loop)
+
+        async def serve() -> None:
+            self._stop = asyncio.Event()
+            ready = asyncio.Event()
+            task = asyncio.ensure_future(
+                run_until_stopped(self.services, "127.0.0.1", self.port, ready, self._stop)
+            )
+            await ready.wait()
+            self._ready.set()
+            await task
+
+        self.loop.run_until_complete(serve())
+
+    def __enter__(self) -> InProcessBastion:
+        self._thread.start()
+        if not self._ready.wait(15):
+            raise RuntimeError("in-process bastion did not start")
+        return self
+
+    def call(self, fn, timeout: float = 10):
+        """Run ``fn()`` on the bastion's loop and return its result."""
+
+        async def run():
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._stop is not None
+        self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(15)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import time
 
 import pytest
 
-from .conftest import LOGIN, make_client, start_bastion
+from .conftest import LOGIN, edit_config, make_client, start_bastion
 
 
 def _serve(home, timeout=20) -> subprocess.CompletedProcess:
@@ -24,21 +23,8 @@ def _serve(home, timeout=20) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture
-def home_copy(world, tmp_path):
-    home = tmp_path / "home"
-    shutil.copytree(
-        world.home, home, ignore=shutil.ignore_patterns("sessions", "*.jsonl", "state.db*", "*.log")
-    )
-    # stored target keys are referenced relative to the home, so the copy is complete
-    return home
-
-
 def _edit(home, old, new):
-    path = home / "policies.toml"
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new, 1))
+    edit_config(home, old, new)
 
 
 def test_syntax_error_names_file_and_line(home_copy):
@@ -248,3 +234,77 @@ def test_unrecordable_session_runs_nothing_and_spares_others(home_copy, tmp_path
         assert ok.stdout == b"still-serving\n"
     finally:
         bastion.stop()
+
+
+def test_a_policy_whose_own_tests_fail_does_not_start(home_copy):
+    """Every [[rules]] removed: `rm -rf /` would be allowed; the file's own test says
+    it must be denied, so the bastion refuses to start and names that test."""
+    path = home_copy / "policies.toml"
+    kept, in_rule = [], False
+    for line in path.read_text().splitlines():
+        if line.startswith("["):
+            in_rule = line.strip() == "[[rules]]"
+        if not in_rule:
+            kept.append(line)
+    path.write_text("\n".join(kept) + "\n")
+    assert "\n[[rules]]" not in path.read_text()
+    r = _serve(home_copy)
+    assert r.returncode != 0
+    err = r.stderr.decode()
+    assert "policy test 'rm -rf /' expects deny (destructive-rm)" in err, err
+    assert "does not start on a failing policy test" in err
+
+
+def test_a_login_listed_twice_is_refused(home_copy):
+    _edit(
+        home_copy,
+        "\nlogins = [",
+        f'\nlogins = [\n    {{ login = "{LOGIN}", key_file = "keys/targets/web1-{LOGIN}", '
+        'allow_groups = ["*"] },',
+    )
+    r = _serve(home_copy)
+    assert r.returncode != 0
+    assert f"login '{LOGIN}' is listed twice on target 'web1'" in r.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    "path,mode,words",
+    [
+        ("policies.toml", 0o666, "policies.toml may be changed by other users"),
+        ("keys", 0o777, "the keys directory may be changed by other users"),
+        (".", 0o777, "the bastion home may be changed by other users"),
+    ],
+)
+def test_files_others_may_change_are_refused(home_copy, path, mode, words):
+    os.chmod(home_copy / path, mode)
+    r = _serve(home_copy)
+    assert r.returncode != 0
+    assert words in r.stderr.decode()
+
+
+def test_a_home_owned_by_another_user_is_refused(home_copy):
+    os.chown(home_copy / "policies.toml", 65534, 65534)
+    r = _serve(home_copy)
+    assert r.returncode != 0
+    assert "policies.toml is owned by another user (uid 65534)" in r.stderr.decode()
+
+
+def test_state_and_audit_files_are_private(world):
+    assert (world.home / "state.db").stat().st_mode & 0o077 == 0
+    assert (world.home / "audit.jsonl").stat().st_mode & 0o027 == 0
+    cast = next((world.home / "sessions").rglob("*.cast"), None)
+    if cast is not None:
+        assert cast.stat().st_mode & 0o027 == 0
+
+
+def test_the_bastion_names_its_own_machine_and_holds_commands_on_its_home(world):
+    """The test targets are this machine: start-up says so, and a command naming the
+    bastion's home there is held (rule bastion-home), never run."""
+    log = world.bastion.log.read_text()
+    assert "target web1 is this machine" in log
+    r = world.alice.ssh(
+        "-o", "SetEnv=BASTION_WAIT=0", "-J", "bastion", f"{LOGIN}@web1",
+        f"cat {world.home}/keys/user_ca",
+    )  # fmt: skip
+    assert r.returncode == 75 and b"held for approval (bastion-home)" in r.stderr
+    assert b"PRIVATE KEY" not in r.stdout

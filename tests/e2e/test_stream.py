@@ -73,6 +73,7 @@ def test_slow_reader_does_not_grow_bastion_memory(world):
     while time.monotonic() < deadline:  # nobody reads ssh's stdout meanwhile
         peak = max(peak, _rss_kib(pid))
         time.sleep(0.1)
+    paused = peak
     assert ssh.stdout is not None
     total = 0
     while chunk := ssh.stdout.read(1 << 20):
@@ -80,7 +81,11 @@ def test_slow_reader_does_not_grow_bastion_memory(world):
         peak = max(peak, _rss_kib(pid))
     ssh.wait(60)
     assert total == 200_000_000
-    assert peak - before < 48 * 1024, f"bastion RSS grew by {(peak - before) // 1024} MiB"
+    # While nobody reads, the bastion holds at most its channel windows (4 + 2 + 2 MiB):
+    # measured 5-7 MiB. Streaming at full speed afterwards churns the allocator (the
+    # cast's JSON of the first 64 MiB): measured 20-63 MiB, whatever the stream's size.
+    assert paused - before < 24 * 1024, f"bastion buffered {(paused - before) // 1024} MiB"
+    assert peak - before < 96 * 1024, f"bastion RSS grew by {(peak - before) // 1024} MiB"
 
 
 def test_exit_signal_reaches_the_client(world):

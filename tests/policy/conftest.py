@@ -20,4 +20,4 @@ with warnings.catch_warnings():
 
 @pytest.fixture(scope="session")
 def shipped() -> Policy:
-    return load_policy(TomlSource.load(ROOT / "policies.toml"))
+    return load_policy(TomlSource.load(ROOT / "policies.toml")).for_tests()

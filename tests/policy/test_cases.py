@@ -3,10 +3,17 @@
 import pytest
 
 from bastion.policy import decide
+from bastion.policy.cases import load_cases
 
-from .cases import EVERYDAY, REVIEW_BY_DESIGN, destructive_cases
+from .conftest import ROOT
 
-DESTRUCTIVE = destructive_cases()
+CASES = ROOT / "bastion" / "data" / "cases"
+DESTRUCTIVE = load_cases([CASES / "destructive.cases"])
+EVERYDAY = load_cases([CASES / "everyday.cases"])
+REVIEW = load_cases([CASES / "review.cases"])
+CLASSES = load_cases([CASES / "classes.cases"])
+AGENTS = load_cases([CASES / "agents.cases"])
+ANSIBLE = load_cases([CASES / "ansible.cases"])
 
 
 def _decide(policy, command):
@@ -16,28 +23,58 @@ def _decide(policy, command):
 
 
 def test_table_sizes():
-    assert len(DESTRUCTIVE) >= 200
-    assert len(EVERYDAY) >= 300
+    assert len(DESTRUCTIVE) >= 2900
+    assert len(EVERYDAY) >= 1200
 
 
-@pytest.mark.parametrize("command", DESTRUCTIVE)
-def test_destructive_never_allowed(shipped, command):
-    d = _decide(shipped, command)
-    assert d.action in ("deny", "review"), d.reason
-    assert d.rule and d.reason
+def _check(policy, case):
+    d, ok = case.run(policy)
+    want = f"{case.expect} ({case.rule})"
+    assert ok, f"{case.name}: {case.command!r}: expected {want}, got {d.reason}"
 
 
-def test_everyday_allowed(shipped):
-    held = [
-        (c, _decide(shipped, c).reason) for c in EVERYDAY if _decide(shipped, c).action != "allow"
-    ]
-    assert len(held) <= len(EVERYDAY) * 0.02, held
+@pytest.mark.parametrize("case", DESTRUCTIVE, ids=lambda c: c.name)
+def test_destructive(shipped, case):
+    """Never allowed, and held or denied by the rule the row names."""
+    assert case.expect != "allow" and case.rule
+    _check(shipped, case)
 
 
-@pytest.mark.parametrize("command", REVIEW_BY_DESIGN)
-def test_review_by_design(shipped, command):
-    d = _decide(shipped, command)
-    assert d.action == "review", d.reason
+@pytest.mark.parametrize("case", CLASSES, ids=lambda c: c.name)
+def test_classes_of_issue_10(shipped, case):
+    """Programs that take the terminal or run others, anti-forensics, availability,
+    sensitive reads, legacy scp and SFTP servers: held or denied by the named rule."""
+    assert case.expect != "allow" and case.rule
+    _check(shipped, case)
+
+
+@pytest.mark.parametrize("case", AGENTS + ANSIBLE, ids=lambda c: c.name)
+def test_profiles(shipped, case):
+    """The agents safe-list profile both ways, and Ansible for the automation group."""
+    _check(shipped, case)
+
+
+def test_agents_both_ways():
+    allowed = [c for c in AGENTS if c.expect == "allow"]
+    held = [c for c in AGENTS if c.expect != "allow"]
+    assert len(allowed) >= 30 and len(held) >= 40
+    assert all(c.rule and c.rule.startswith("agents-") for c in allowed)
+
+
+@pytest.mark.parametrize("case", EVERYDAY, ids=lambda c: c.name)
+def test_everyday(shipped, case):
+    _check(shipped, case)
+
+
+def test_everyday_mostly_allowed():
+    assert sum(c.expect == "allow" for c in EVERYDAY) >= 0.98 * len(EVERYDAY)
+
+
+@pytest.mark.parametrize("case", REVIEW, ids=lambda c: c.name)
+def test_held_by_design(shipped, case):
+    """Held (or denied: secrets, startup files, journal vacuum) by the rule each row names."""
+    assert case.expect != "allow" and case.rule
+    _check(shipped, case)
 
 
 @pytest.mark.parametrize(
@@ -78,7 +115,8 @@ def test_normalized_form(shipped, command, rendered):
         ("kill -n 9 -1", "deny"),
         ("kill -KILL -1", "deny"),
         ("kill 4242 1", "deny"),
-        ("pkill -u alice celery", "allow"),
+        ("pkill -u alice celery", "review"),  # kill by name: held (issue #10)
+        ("pkill -HUP -u alice celery", "allow"),  # a reload signal
         ("pkill -u root", "deny"),
         ("killall -9 init", "deny"),
     ],
@@ -223,28 +261,28 @@ UNREADABLE = [
 
 
 @pytest.mark.parametrize("command", UNREADABLE, ids=lambda c: repr(c[:30]))
-def test_unreadable_never_allowed_and_fast(shipped, command):
-    import time
-
-    start = time.perf_counter()
+def test_unreadable_never_allowed(shipped, command):
     d = _decide(shipped, command)
     assert d.action in ("review", "deny"), d.reason
-    assert time.perf_counter() - start < 0.3
+    assert "internal error" not in d.reason
 
 
-def test_large_inputs_fast(shipped):
-    import time
-
-    for text in (
-        "echo " + "a" * 65000,
-        "ls; " * 16000,
-        "a=1 " * 10000 + "ls",
-        "eval " * 5000 + "ls",
-        "sudo " * 10000 + "ls",
-    ):
-        start = time.perf_counter()
-        _decide(shipped, text)
-        assert time.perf_counter() - start < 0.3, text[:20]
+@pytest.mark.parametrize(
+    "text,actions",
+    [
+        ("echo " + "a" * 65000, ("allow",)),
+        ("ls; " * 16000, ("allow", "review")),  # review: analysis ran past its bound
+        ("a=1 " * 10000 + "ls", ("allow", "review")),
+        ("eval " * 5000 + "ls", ("review",)),
+        ("sudo " * 10000 + "ls", ("allow", "review")),
+    ],
+    ids=lambda x: repr(x[:12]) if isinstance(x, str) else "",
+)
+def test_large_inputs_bounded(shipped, text, actions):
+    """Large inputs are decided or held at their time bound (time is in bench/policy.py,
+    never asserted here)."""
+    d = _decide(shipped, text)
+    assert d.action in actions and "internal error" not in d.reason, d.reason[:200]
 
 
 @pytest.mark.parametrize(
@@ -266,13 +304,10 @@ def test_large_inputs_fast(shipped):
     ],
 )
 def test_no_internal_error_and_bounded(shipped, command):
-    """Inputs that once hung bashlex, broke the word reader or took seconds to judge."""
-    import time
-
-    start = time.perf_counter()
+    """Inputs that once hung bashlex, broke the word reader or took seconds to judge
+    (each analysis has a deadline; a time-out is on_unknown, never an error)."""
     d = _decide(shipped, command)
     assert "internal error" not in d.reason
-    assert time.perf_counter() - start < 0.6, command[:30]
 
 
 @pytest.mark.parametrize(

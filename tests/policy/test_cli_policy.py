@@ -62,3 +62,28 @@ def test_bad_config_one_line(tmp_path):
     assert res.exit_code == 2
     assert res.output.startswith("error: ") or "error: " in (res.stderr or "")
     assert "Traceback" not in res.output
+
+
+def test_policy_test_cases(home, tmp_path):
+    cases = tmp_path / "mine.cases"
+    cases.write_text(
+        "rm -rf / | deny | destructive-rm\nls -la | allow | *\n"
+        "% groups=agents\nls -la | deny | nope\n"
+    )
+    res = CliRunner().invoke(policy, ["test", "--home", home, "--cases", str(cases)])
+    assert res.exit_code == 1, res.output
+    assert "mine.cases:4" in res.output and "2 failed" not in res.output
+    assert "1 failed" in res.output
+
+
+def test_policy_test_shipped_cases(home):
+    res = CliRunner().invoke(policy, ["test", "--home", home, "--cases", "shipped"])
+    assert res.exit_code == 0, res.output[-2000:]
+    assert " passed, 0 failed" in res.output
+
+
+def test_policy_test_bad_case_file(home, tmp_path):
+    cases = tmp_path / "bad.cases"
+    cases.write_text("ls -la | allow\n")
+    res = CliRunner().invoke(policy, ["test", "--home", home, "--cases", str(cases)])
+    assert res.exit_code == 2 and "bad.cases:1" in (res.stderr or res.output)

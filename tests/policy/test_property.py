@@ -94,11 +94,22 @@ def test_disguised_denied_never_allowed(base, quoting, wraps, prefix):
     assert d.action != "allow", (cmd, d.reason)
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.text(max_size=200))
+_SHELLISH = st.lists(
+    st.sampled_from(list("ab -/$'\"`\\(){}[]<>|&;#!*?~=\n\t0123456789") + ["rm", "<<E", "E\n"]),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=200), _SHELLISH))
 def test_decide_never_raises(text):
+    """decide catches every internal error (fail closed) and says so in the reason: the
+    test fails on that reason, so an exception inside the analysis is seen."""
     d = decide(SHIPPED, user="u", groups=[], target="t", login="root", command=text)
     assert d.action in ("allow", "deny", "review")
+    assert "internal error" not in d.reason, (text, d.reason)
+    assert d.action != "deny" or d.run == "", (text, d)
+    assert d.action != "allow" or d.run.endswith(text), (text, d)
 
 
 _PLAIN_TOKENS = [

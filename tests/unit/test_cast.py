@@ -74,3 +74,21 @@ def test_writes_are_visible_before_close(tmp_path):
     _, events = _events(path)
     assert events[0][2] == "first\n"
     cast.close()
+
+
+def test_audit_records_bound_client_strings(tmp_path):
+    import hashlib
+    import json
+
+    from bastion.record import AuditLog
+    from bastion.record.audit import bounded
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+    long = "echo " + "x" * 70000
+    log.write("decision", **bounded(long))
+    log.write("decision", **bounded("ls"))
+    log.close()
+    first, second = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert len(first["command"]) == 4096 and first["command_truncated"] is True
+    assert first["command_sha256"] == hashlib.sha256(long.encode()).hexdigest()
+    assert second["command"] == "ls" and "command_truncated" not in second

@@ -117,3 +117,41 @@ def test_user_cli_prints_ssh_config():
         user_main, ["ssh-config", "--bastion", "b:2222", "--target", "web1", "--target", "db9"]
     )
     assert "\nHost web1 db9\n    ProxyJump bastion" in r.output
+
+
+def test_init_prints_no_library_warning(tmp_path):
+    """A fresh interpreter, as an operator runs it: only our own lines, no warnings
+    from cryptography or asyncssh on the terminal."""
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-m", "bastion", "init", "--home", str(tmp_path / "h")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    assert "Warning" not in r.stdout
+
+
+def test_bastion_cli_says_which_bastion_it_needs(tmp_path, monkeypatch):
+    monkeypatch.delenv("BASTION_ADDR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    r = CliRunner().invoke(user_main, ["requests"])
+    assert r.exit_code == 2
+    assert "which bastion? give --bastion HOST:PORT" in r.output
+
+
+def test_bastion_cli_names_a_missing_certificate(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    key = generate_key()
+    write_private_key(key, tmp_path / "id_ed25519")
+    (tmp_path / "known_hosts").write_text("")
+    r = CliRunner().invoke(
+        user_main,
+        ["--bastion", "127.0.0.1:1", "-i", str(tmp_path / "id_ed25519"),
+         "--known-hosts", str(tmp_path / "known_hosts"), "requests"],
+    )  # fmt: skip
+    assert r.exit_code == 2
+    assert "no certificate at" in r.output and "bastion-cli login" in r.output

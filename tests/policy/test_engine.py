@@ -1,0 +1,79 @@
+"""Engine behaviour beyond the tables: caching, approval settings, profiles, run text."""
+
+import pytest
+
+from bastion.policy import decide, load_policy
+from bastion.policy.decide import Policy
+from bastion.tomlsource import TomlSource
+
+
+def _policy(tmp_path, text):
+    path = tmp_path / "policies.toml"
+    path.write_text(text)
+    return load_policy(TomlSource.load(path))
+
+
+def _decide(policy, command, groups=("ops",), **kw):
+    return decide(
+        policy, user="alice", groups=groups, target="web1", login="root", command=command, **kw
+    )
+
+
+def test_time_out_is_never_cached():
+    policy = Policy(parse_timeout_ms=1)
+    command = "; ".join(f"echo {i} $(date) | grep -v x" for i in range(1500))
+    first = _decide(policy, command)
+    assert (first.action, first.rule) == ("review", "on_unknown")
+    assert "too long" in first.reason
+    assert not policy.cache.data  # held under load once, not for the life of the process
+    _decide(policy, "ls -l")
+    assert ("ls -l", None) in policy.cache.data  # verdicts are cached
+
+
+def test_review_rule_carries_its_approval_settings(tmp_path):
+    policy = _policy(
+        tmp_path,
+        '[[rules]]\nid = "drop"\naction = "review"\nprogram = "dropdb"\n'
+        'approvers = ["dba", "leads"]\napprovals_required = 2\napproval_ttl = "15m"\n',
+    )
+    d = _decide(policy, "sudo -u postgres dropdb app")
+    assert (d.action, d.rule) == ("review", "drop")
+    assert (d.approvers, d.approvals_required, d.approval_ttl) == (("dba", "leads"), 2, 900)
+    plain = _decide(policy, "ls")
+    assert (plain.approvers, plain.approvals_required, plain.approval_ttl) == ((), 1, None)
+
+
+@pytest.mark.parametrize(
+    "groups,command,action,rule",
+    [
+        (("agents",), "ls -la", "allow", "ro"),
+        (("agents",), "touch x", "review", "profile:agents"),
+        (("agents",), "rm -rf /", "deny", "rm"),
+        (("ops",), "touch x", "allow", "default"),
+        (("ops", "agents"), "touch x", "review", "profile:agents"),
+    ],
+)
+def test_profile_default(tmp_path, groups, command, action, rule):
+    policy = _policy(
+        tmp_path,
+        '[[rules]]\nid = "rm"\naction = "deny"\nprogram = "rm"\n'
+        '[[rules]]\nid = "ro"\naction = "allow"\nprogram = "ls"\ngroups = ["agents"]\n'
+        '[[profiles]]\nid = "agents"\ndefault = "review"\ngroups = ["agents"]\n',
+    )
+    d = _decide(policy, command, groups=groups)
+    assert (d.action, d.rule) == (action, rule)
+
+
+def test_run_text_is_the_command_after_a_safe_environment(shipped):
+    d = _decide(shipped, "git log -5")
+    assert d.action == "allow"
+    prefix, _, command = d.run.partition("\n")
+    assert command == "git log -5"
+    assert "GIT_PAGER=cat" in prefix and "LESSSECURE=1" in prefix
+    assert _decide(shipped, "rm -rf /").run == ""
+
+
+def test_run_text_without_safe_environment(tmp_path, shipped):
+    assert _decide(shipped, "ls -l").run == "ls -l"  # nothing that pages: exactly as typed
+    policy = _policy(tmp_path, "[policy]\nsafe_environment = false\n")
+    assert _decide(policy, "git log").run == "git log"
