@@ -28,10 +28,8 @@ SIGN = "#" if LOGIN == "root" else "$"
 HELD = "c=echo; $c hi"  # held by the shipped policy (a command only known at run time)
 
 
-@pytest.fixture(scope="module")
-def sh(world, tmp_path_factory):
+def _shell_world(world, tmp: Path, idle_timeout: str = "0") -> Shell:
     """A bastion of its own (custom policy: group "editors" may start vim and less)."""
-    tmp = tmp_path_factory.mktemp("shell")
     home = tmp / "home"
     init_home(home)
     policy = home / "policies.toml"
@@ -39,7 +37,7 @@ def sh(world, tmp_path_factory):
     rule = 'id = "terminal-program"\naction = "review"\n'
     assert rule in text
     text = text.replace(rule, rule + 'not_groups = ["editors"]\n')
-    text = text.replace('idle_timeout = "1h"', 'idle_timeout = "0"')
+    text = text.replace('idle_timeout = "1h"', f'idle_timeout = "{idle_timeout}"')
     text = text.replace("# record_input = false", "record_input = true")
     policy.write_text(text)
     add_target(
@@ -60,8 +58,14 @@ def sh(world, tmp_path_factory):
         clients[name] = make_client(tmp / name, home, bastion.port, name, groups)
     probe_dir = tmp / "probe"
     probe_dir.mkdir()
-    yield Shell(home, bastion, clients, probe_dir)
-    bastion.stop()
+    return Shell(home, bastion, clients, probe_dir)
+
+
+@pytest.fixture(scope="module")
+def sh(world, tmp_path_factory):
+    shell = _shell_world(world, tmp_path_factory.mktemp("shell"))
+    yield shell
+    shell.bastion.stop()
 
 
 class Shell:
@@ -333,6 +337,45 @@ def test_keys_typed_during_a_command_die_with_it(sh):
     prompt(child)
     bye(child)
     assert not path.exists()
+
+
+def test_lines_typed_ahead_with_enter_are_dropped(sh):
+    """A paste without bracketed paste (or fast typing) of several lines: the first is
+    entered, the rest arrive before its command runs and are dropped, never run later."""
+    child = sh.spawn()
+    line, path = probe(sh, "typed-ahead")
+    child.send(f"echo first\r{line}\rtouch {path}\r")
+    child.expect("(?<!echo )first\r\n")
+    prompt(child)
+    run(child, "echo next")
+    child.expect("(?<!echo )next\r\n")
+    prompt(child)
+    bye(child)
+    assert not path.exists()
+
+
+def test_cd_into_an_odd_name_is_quoted(sh, tmp_path):
+    odd = tmp_path / "it's $(here) \\ x"
+    odd.mkdir()
+    child = sh.spawn()
+    run(child, f'cd "{tmp_path}/it\'s \\$(here) \\\\ x"')
+    prompt(child, cwd=re.escape(str(odd)))
+    run(child, "pwd")
+    child.expect(re.escape(str(odd)) + "\r\n")
+    prompt(child, cwd=re.escape(str(odd)))
+    bye(child)
+
+
+def test_idle_prompt_closes_the_session(world, tmp_path):
+    shell = _shell_world(world, tmp_path, idle_timeout="2s")
+    try:
+        child = shell.spawn()
+        child.expect("no key for 2 s: the session is closed")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0
+    finally:
+        shell.bastion.stop()
 
 
 def test_ctrl_c_interrupts_the_running_command(sh):
