@@ -204,6 +204,10 @@ async def _keystrokes(world: World, path: str, concurrency: int, keys: int) -> d
                 err = (await proc.stderr.read()).strip()
                 raise NotImplementedError(err or f"shell exited with {proc.exit_status}")
             await _drain(proc)
+        # every shell echoes once before the clock starts: a login shell that is still
+        # starting (a slow ~/.bashrc) would be measured as echo latency
+        await asyncio.gather(*(_echo_once(p, "x", 120) for p in procs))
+        await asyncio.gather(*(_drain(p) for p in procs))
 
         async def typist(proc: asyncssh.SSHClientProcess) -> None:
             for _ in range(keys):

@@ -88,6 +88,7 @@ class ShellFlow(Flow):
         self.passwords = PasswordWatch()
         self.state: ShellState | None = None
         self.status = 0
+        self.client_eof = False
         self._entered = 0.0  # when the line being run was entered (perf_counter)
         self.record_failure: RecordingError | None = None
         self._last_key = asyncio.get_running_loop().time()
@@ -111,6 +112,7 @@ class ShellFlow(Flow):
         # otherwise (deciding, between commands) keys are dropped: nothing runs them
 
     def eof_received(self) -> None:
+        self.client_eof = True  # no more keys: the session ends at the next prompt
         if self.mode == "running" and self.relay is not None:
             self.relay.client_sent_eof()
         elif self.editor is not None:
@@ -280,6 +282,8 @@ class ShellFlow(Flow):
     async def _read_line(self) -> str | None:
         """The next line; None when the session ends (Ctrl-D, idle, disconnect)."""
         assert self.editor is not None and self.state is not None
+        if self.client_eof:
+            return None
         prompt = self._prompt()
         self.mode = "prompt"
         reading = asyncio.ensure_future(self.editor.read_line(prompt))

@@ -189,6 +189,24 @@ def test_history_recall_and_search_persist_per_identity(sh):
     bye(child)
 
 
+def test_tab_completes_commands_and_remote_paths(sh, tmp_path):
+    (tmp_path / "completion-target.txt").write_text("completed\n")
+    child = sh.spawn()
+    child.send("ech")
+    child.send("\t")
+    time.sleep(1.0)  # the candidates come from a side exec on the target
+    child.send(" ok-cmd\r")
+    child.expect("(?<!echo )ok-cmd\r\n")
+    prompt(child)
+    child.send(f"cat {tmp_path}/completion-tar")
+    child.send("\t")
+    time.sleep(1.0)
+    child.send("\r")
+    child.expect("(?<!cat )completed\r\n")
+    prompt(child)
+    bye(child)
+
+
 def test_multi_line_paste_is_one_decision(sh):
     child = sh.spawn()
     child.send("\x1b[200~echo pasted-1\necho pasted-2\x1b[201~")
