@@ -34,6 +34,7 @@ def bounded(text: str | None, limit: int = MAX_FIELD) -> dict[str, Any]:
         "command_sha256": hashlib.sha256(data).hexdigest(),
     }
 
+
 log = logging.getLogger("bastion.audit")
 
 

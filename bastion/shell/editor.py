@@ -9,11 +9,14 @@ the output, the history store and a completer.
 Keys are parsed in memory (``FeedInput``): no pipe, no file descriptor per session, and
 a huge paste never blocks the event loop. What one prompt may take is bounded
 (``max_bytes``); past it, input is dropped and the line is refused when entered, so a
-line that was cut is never run. Keys typed after Enter and before the next prompt are
-dropped (``clear_typeahead``): the flow sends them to the running command instead, or
-nowhere. Limits: no cursor position requests are sent (a completion menu near the
-bottom of the screen may overlap the prompt); the escape key alone waits prompt_toolkit's
-usual short delay.
+line that was cut is never run. A redraw of a long entry costs tens of ms, so redraws
+are spaced to keep one session's share of the CPU near ``RENDER_SHARE`` (typing then
+shows in bursts, at least one redraw a second). Keys typed after Enter and before the
+next prompt are dropped (``clear_typeahead``): the flow sends them to the running
+command instead, or nowhere. Typed characters and backspace at the end of a one-line
+entry are echoed without a full redraw (``_echo_at_once``). Limits: no cursor position
+requests are sent (a completion menu near the bottom of the screen may overlap the
+prompt); the escape key alone waits prompt_toolkit's usual short delay.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import codecs
 import contextlib
 import functools
 import re
+import time
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -38,8 +42,10 @@ from prompt_toolkit.key_binding import KeyPress
 from prompt_toolkit.layout.screen import Char
 from prompt_toolkit.output.vt100 import Vt100_Output
 
-__all__ = ["FeedInput", "LineEditor", "LineTooLong"]
+__all__ = ["RENDER_SHARE", "FeedInput", "LineEditor", "LineTooLong"]
 
+#: Most of the CPU one session's redraws may take (a redraw of a long entry waits).
+RENDER_SHARE = 0.1
 _PASTE_END = b"\x1b[201~"
 _ENDING_KEYS = frozenset(b"\r\x03\x04")
 _PRINTABLE = re.compile(rb"[\x20-\x7e]+")
@@ -192,7 +198,19 @@ class LineEditor:
         app = self.session.app
         app.terminal_size_polling_interval = None  # resizes come as events
         app.max_render_postpone_time = None  # echo a key at once, not after a busy loop
+        # a long entry (a big paste) costs tens of ms per redraw: space redraws so that
+        # one session's redraws take at most RENDER_SHARE of the CPU
+        self._render_started = 0.0
+        app.before_render += self._before_render
+        app.after_render += self._after_render
         self.active = False
+
+    def _before_render(self, app: Any) -> None:
+        self._render_started = time.perf_counter()
+
+    def _after_render(self, app: Any) -> None:
+        took = time.perf_counter() - self._render_started
+        app.min_redraw_interval = min(took / RENDER_SHARE, 1.0) if took > 0.002 else None
 
     def _get_size(self) -> Size:
         width, height = self.size

@@ -3,8 +3,9 @@
 One file per (identity, target): ``<home>/history/<user>/<target>.jsonl``, one JSON
 string per line (a multi-line paste stays one entry), mode 0600 in 0700 directories.
 At most ``size`` entries are loaded; the file is rewritten to its last ``size`` entries
-once it holds twice as many. Every entered line is kept, denied and held ones too, as
-a shell would (history recall of a held line is decided again, never run as is).
+once it holds twice as many; entries longer than ``MAX_ENTRY_BYTES`` are not kept.
+Every entered line is kept, denied and held ones too, as a shell would (history recall
+of a held line is decided again, never run as is).
 Limits: history files hold what people typed, secrets included when typed on a
 command line; they are as private as the bastion's keys, not masked.
 """
@@ -19,7 +20,10 @@ from urllib.parse import quote
 
 from prompt_toolkit.history import History
 
-__all__ = ["ShellHistory", "history_path"]
+__all__ = ["MAX_ENTRY_BYTES", "ShellHistory", "history_path"]
+
+#: Longer entries (big pastes) are not kept, so a history file stays small to load.
+MAX_ENTRY_BYTES = 16 * 1024
 
 
 def _safe(name: str) -> str:
@@ -59,7 +63,7 @@ class ShellHistory(History):
         return list(reversed(entries[-self.size :]))
 
     def store_string(self, string: str) -> None:
-        if self.size <= 0:
+        if self.size <= 0 or len(string.encode("utf-8", errors="replace")) > MAX_ENTRY_BYTES:
             return
         try:
             self._append(string)

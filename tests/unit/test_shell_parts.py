@@ -12,7 +12,7 @@ from prompt_toolkit.history import InMemoryHistory
 
 from bastion.shell.bare import is_bare_shell
 from bastion.shell.editor import LineEditor, LineTooLong
-from bastion.shell.history import ShellHistory, history_path
+from bastion.shell.history import MAX_ENTRY_BYTES, ShellHistory, history_path
 from bastion.shell.password import PasswordWatch
 from bastion.shell.state import ShellState, is_state_line, mentions_state, parse_state
 from bastion.shell.statements import ScriptError, StatementReader
@@ -186,6 +186,8 @@ def test_history_is_private_bounded_and_per_identity(tmp_path):
     loaded = list(ShellHistory(path, size=3).load_history_strings())
     assert loaded == ["echo 6\nsecond line", "echo 5\nsecond line", "echo 4\nsecond line"]
     assert len(path.read_text().splitlines()) < 7  # compacted
+    history.store_string("x" * (MAX_ENTRY_BYTES + 1))  # too big to keep
+    assert "xxxx" not in path.read_text()
     path.write_text(path.read_text() + '"torn')
     assert len(list(ShellHistory(path, size=3).load_history_strings())) == 3
 
