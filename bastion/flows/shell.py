@@ -32,7 +32,7 @@ import shlex
 import time
 from dataclasses import replace
 
-from ..errors import BastionError
+from ..errors import BastionError, UpstreamError
 from ..policy import decide
 from ..record import RecordingError
 from ..shell import (
@@ -367,11 +367,17 @@ class ShellFlow(Flow):
                 self.say(outcome.message)
                 return outcome.status
             run = outcome.run
-        if carried:
-            return await self._carry(run)
-        if mentions_state(line):
-            self.say("cd/export/unset in a line with other commands do not carry to the next line")
-        return await self._execute(run)
+        try:
+            if carried:
+                return await self._carry(run)
+            if mentions_state(line):
+                self.say(
+                    "cd/export/unset in a line with other commands do not carry to the next line"
+                )
+            return await self._execute(run)
+        except UpstreamError as exc:  # this line did not run; the session goes on
+            self.say(str(exc))
+            return EXIT_BASTION_ERROR
 
     async def _execute(self, run: str) -> int:
         ctx = self.ctx

@@ -405,6 +405,20 @@ def test_ctrl_c_interrupts_the_running_command(sh):
     bye(child)
 
 
+def test_ctrl_z_cannot_leave_a_command_stopped(sh):
+    """No shell waits to resume a stopped command: the line runs in a process group
+    without a parent in its session (orphaned), so the terminal's stop signal is
+    discarded and Ctrl-C still interrupts it."""
+    child = sh.spawn()
+    run(child, "sleep 30; echo after")
+    time.sleep(0.5)
+    child.send("\x1a")
+    time.sleep(0.3)
+    child.send("\x03")
+    prompt(child, status="130")
+    bye(child)
+
+
 def test_held_line_runs_once_approved(sh):
     child = sh.spawn()
     path = sh.probe_dir / "approved"
@@ -559,3 +573,10 @@ def test_cast_replays_with_a_marker_per_command_and_the_resizes(sh):
     replay = subprocess.run(["asciinema", "cat", str(casts[-1])], capture_output=True, timeout=30)
     assert replay.returncode == 0, replay.stderr
     assert b"first-line" in replay.stdout and b"second-line" in replay.stdout
+
+
+def test_a_target_that_is_down_is_one_sentence(world):
+    r = world.alice.ssh("-tt", "-J", "bastion", f"{LOGIN}@down", input=b"")
+    assert r.returncode == 255
+    out = r.stdout + r.stderr
+    assert b"is down: connection refused" in out and b"Traceback" not in out
