@@ -11,6 +11,7 @@ grows past ``max_bytes`` without completing, is an error naming the line it bega
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..errors import BastionError
@@ -29,9 +30,17 @@ class Statement:
     line: int  # where it starts, 1-based
 
 
-def _incomplete(error: ShellSyntaxError) -> bool:
+_OFFSET = re.compile(r"at offset (\d+)")
+
+
+def _incomplete(error: ShellSyntaxError, text: str) -> bool:
+    """Could more lines complete it? Anything but an unexpected word before the end
+    (``f()`` waiting for its body fails at the very end: it may go on)."""
     message = str(error)
-    return not message.startswith("unexpected") or "end of input" in message
+    if not message.startswith("unexpected") or "end of input" in message:
+        return True
+    found = _OFFSET.search(message)
+    return found is not None and int(found.group(1)) >= len(text.rstrip())
 
 
 class StatementReader:
@@ -102,7 +111,7 @@ class StatementReader:
         try:
             parse(text)
         except ShellSyntaxError as exc:
-            if final or not _incomplete(exc):
+            if final or not _incomplete(exc, text):
                 self._lines = []
                 raise ScriptError(
                     f"the statement starting at line {self._start} cannot be read: {exc}"

@@ -118,7 +118,7 @@ def _statements(script: bytes, chunk: int = 3) -> list[tuple[str, int]]:
 def test_statements_span_lines_where_the_shell_would():
     script = (
         b"echo a\nif true; then\n  echo b\nfi\ncat <<EOF\nx\nEOF\n"
-        b"echo c \\\n d\necho e &&\n echo f\necho last"
+        b"echo c \\\n d\necho e &&\n echo f\nf()\n{\n  echo g\n}\necho last"
     )
     assert _statements(script) == [
         ("echo a", 1),
@@ -126,7 +126,8 @@ def test_statements_span_lines_where_the_shell_would():
         ("cat <<EOF\nx\nEOF", 5),
         ("echo c \\\n d", 8),
         ("echo e &&\n echo f", 10),
-        ("echo last", 12),
+        ("f()\n{\n  echo g\n}", 12),
+        ("echo last", 16),
     ]
 
 
