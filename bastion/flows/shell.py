@@ -290,11 +290,9 @@ class ShellFlow(Flow):
         idle = self.settings.idle_timeout
         try:
             while True:
-                if not idle:
-                    return await reading
                 loop = asyncio.get_running_loop()
-                left = self._last_key + idle - loop.time()
-                if left <= 0:
+                left = self._last_key + idle - loop.time() if idle else None
+                if left is not None and left <= 0:
                     reading.cancel()
                     self._show(b"\r\n")
                     self.ctx.recorder.event("shell", f"idle for {idle:g} s: session closed")

@@ -216,6 +216,17 @@ def test_multi_line_paste_is_one_decision(sh):
     bye(child)
 
 
+def test_an_overlong_paste_is_refused_whole(sh):
+    path = sh.probe_dir / "overlong"
+    child = sh.spawn()
+    child.send(f"\x1b[200~touch {path}; echo {'a' * 70000}\x1b[201~")
+    child.send("\r")
+    child.expect("was cut; nothing was run")
+    prompt(child, status="77")
+    bye(child)
+    assert not path.exists()
+
+
 def test_cd_and_export_carry_to_the_next_line(sh, tmp_path):
     child = sh.spawn()
     (tmp_path / "sub dir").mkdir()
