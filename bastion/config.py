@@ -20,6 +20,7 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 
 from .errors import ConfigError
+from .identity.settings import IdentitySection, IdentitySettings, ProviderSection, load_identity
 from .policy import POLICY_SECTIONS, Policy, load_policy
 from .schema import Section, check
 from .tomlsource import TomlSource
@@ -256,6 +257,9 @@ class OwnSections(Section):
     shell: ShellSection = ShellSection()
     targets: list[TargetSection] = []
     trusted_ca: list[TrustedCASection] = []
+    # ---- identity (bastion.identity.settings owns these) ----
+    identity: IdentitySection = IdentitySection()
+    identity_providers: list[ProviderSection] = []
 
 
 # ---- the typed config the rest of the bastion uses -----------------------------------
@@ -346,6 +350,7 @@ class Config:
     source: TomlSource
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     approvals: ApprovalsConfig = field(default_factory=ApprovalsConfig)
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
     shell: ShellConfig = field(default_factory=ShellConfig)
 
     @property
@@ -359,7 +364,17 @@ def _key_path(home: Path, value: str) -> Path:
 
 
 #: Top-level sections owned by this module.
-OWN_SECTIONS = ("server", "recording", "limits", "approvals", "shell", "targets", "trusted_ca")
+OWN_SECTIONS = (
+    "server",
+    "recording",
+    "limits",
+    "approvals",
+    "shell",
+    "targets",
+    "trusted_ca",
+    "identity",
+    "identity_providers",
+)
 
 
 def _typed(sections: OwnSections, paths: HomePaths, source: TomlSource) -> dict[str, object]:
@@ -483,6 +498,7 @@ def load_config(home: Path | str | None = None, *, check_keys: bool = True) -> C
         paths=paths,
         policy=load_policy(source),
         source=source,
+        identity=load_identity(source),
         **typed,  # type: ignore[arg-type]
     )
 

@@ -28,6 +28,7 @@ from bastion.tomlsource import TomlSource  # noqa: E402
 
 CORPUS = Path(__file__).with_name("oneliners.txt")
 GOALS = {
+    "everyday_allowed_share": (">= 0.98", lambda v: v >= 0.98),
     "cold_decisions_per_s": (">= 3000", lambda v: v >= 3000),
     "cold_p50_ms": ("<= 0.5 ms", lambda v: v <= 0.5),
     "cold_p99_ms": ("<= 2 ms", lambda v: v <= 2.0),
@@ -71,7 +72,10 @@ def run(rounds: int) -> dict[str, float | int | str]:
     t = time.perf_counter()
     d = decide(policy, command=big, **kw)
     big_ms = (time.perf_counter() - t) * 1000
+    everyday = [c for c in corpus()]
+    held = sum(decide(policy, command=c, **kw).action != "allow" for c in everyday)
     return {
+        "everyday_allowed_share": round(1 - held / len(everyday), 4),
         "corpus_size": len(cmds),
         "corpus_mean_chars": round(statistics.mean(len(c) for c in cmds), 1),
         "structure_checked_share": round(sum(map(needs_structure_check, cmds)) / len(cmds), 3),

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -285,6 +287,7 @@ def cert_issue(
         ttl=seconds,
         source_address=list(source_address) or None,
     )
+    _record_admin_certificate(_home(home), certificate, user_key)
     stem = str(pubkey).removesuffix(".pub")
     out = Path(f"{stem}-cert.pub")
     certificate.write_certificate(str(out))
@@ -292,6 +295,106 @@ def cert_issue(
         f"wrote {out} (principals {', '.join(principals)}; groups "
         f"{', '.join(groups) or 'none'}; valid {ttl})"
     )
+
+
+# ---- certificate list and revocation (bastion.identity.revocation) ----
+def _open_store(home: Path | None):  # type: ignore[no-untyped-def]
+    from ..config import HomePaths
+    from ..storage import SQLiteStore
+
+    paths = HomePaths(_home(home))
+    if not paths.database.exists():
+        raise BastionError(f"{paths.database} not found: run `bastion init` first")
+    return SQLiteStore(paths.database)
+
+
+@cert.command("revoke")
+@home_option
+@click.option("--serial", default=None, help="Revoke the certificate with this serial.")
+@click.option("--key-id", default=None, help="Revoke every certificate with this key id.")
+@click.option(
+    "--subject", default=None, help="Revoke every certificate issued to this OIDC subject."
+)
+@click.option("--reason", default="", help="Why (the user reads it; kept in the audit log).")
+@friendly
+def cert_revoke(
+    home: Path | None, serial: str | None, key_id: str | None, subject: str | None, reason: str
+) -> None:
+    """Revoke certificates at once: new connections are refused and open ones closed
+    within seconds. --key-id and --subject cover certificates issued until now, not
+    those issued later (a returning user can log in again)."""
+    from ..identity.revocation import new_revocation
+
+    given = [(k, v) for k, v in (("serial", serial), ("key_id", key_id), ("subject", subject)) if v]
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of --serial, --key-id, --subject")
+    try:
+        entry = new_revocation(*given[0], reason=reason, by=getpass.getuser())
+    except ValueError as exc:
+        raise BastionError(str(exc)) from None
+    store = _open_store(home)
+    try:
+        covered = asyncio.run(store.add_revocation(entry))
+    finally:
+        store.close_now()
+    click.echo(
+        f"revoked {entry.kind} {entry.value!r}: covers {covered} certificate(s) this bastion "
+        "issued (and any other certificate that matches)"
+    )
+
+
+@cert.command("list")
+@home_option
+@click.option("--all", "show_all", is_flag=True, help="Expired and revoked ones too.")
+@click.option("--limit", default=200, show_default=True)
+@friendly
+def cert_list(home: Path | None, show_all: bool, limit: int) -> None:
+    """Certificates this bastion issued (login, keyboard-interactive, cert issue)."""
+    import time
+
+    store = _open_store(home)
+    try:
+        rows = asyncio.run(store.list_certificates(active_only=not show_all, limit=limit))
+    finally:
+        store.close_now()
+    if not rows:
+        click.echo("no certificates" if show_all else "no valid certificates (--all: every one)")
+    now = time.time()
+    for c in rows:
+        state = "revoked" if c.revoked else ("expired" if c.expires <= now else "valid")
+        until = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.expires))
+        click.echo(
+            f"{c.serial}  {state:7}  {c.principal}  groups={','.join(c.groups) or '-'}  "
+            f"until {until}  {c.source}  key_id={c.key_id!r}"
+        )
+
+
+def _record_admin_certificate(home: Path, certificate: object, user_key: object) -> None:
+    """Keep `bastion cert issue`'s certificates in `bastion cert list` too."""
+    from ..config import HomePaths
+    from ..storage import IssuedCertificate
+
+    if not HomePaths(home).database.exists():
+        return
+    c: Any = certificate
+    record = IssuedCertificate(
+        serial=c._serial,
+        key_id=c._key_id,
+        principal=c.principals[0],
+        groups=tuple(c.options.get("groups@bastion", ())),
+        subject="",
+        issuer="",
+        provider="",
+        fingerprint=user_key.get_fingerprint(),  # type: ignore[attr-defined]
+        issued=time.time(),
+        expires=float(c._valid_before),
+        source="admin",
+    )
+    store = _open_store(home)
+    try:
+        asyncio.run(store.record_certificate(record))
+    finally:
+        store.close_now()
 
 
 @main.group()

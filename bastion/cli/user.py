@@ -4,7 +4,9 @@ Global options (before the command): ``--bastion HOST:PORT`` (or ``BASTION_ADDR`
 ``bastion = "HOST:PORT"`` in ``~/.config/bastion/cli.toml``), ``-i/--identity KEY`` (its
 certificate is ``KEY-cert.pub``; default the first of ~/.ssh/id_ed25519, id_ecdsa,
 id_rsa), ``--known-hosts FILE`` (default ~/.ssh/known_hosts). Every verb runs on the
-bastion over its SSH port as the reserved user ``bastion-ctl`` with your certificate.
+bastion over its SSH port as the reserved user ``bastion-ctl`` with your certificate;
+``login`` gets that certificate, as the reserved user ``bastion-login`` with your key
+(``bastion.cli.login``).
 
 Exit statuses: 0 done; 1 refused (the sentence says why: unknown id, already decided,
 expired, not an approver, your own request); 2 usage or connection error. ``wait``:
@@ -122,6 +124,9 @@ def user_main(
     """bastion-cli: for people and agents who connect through a bastion, and approvers.
 
     \b
+    Everyone:
+      bastion-cli --bastion HOST:PORT login [--device | --token-file F]
+      bastion-cli status                      # who, groups, time left
     Approvers:
       bastion-cli requests [--watch]          # what waits for a decision
       bastion-cli show ID
@@ -286,6 +291,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"user:    {me['user']} (principals {', '.join(me['principals'])})")
     click.echo(f"groups:  {', '.join(me['groups']) or '-'}")
     click.echo(f"expires: in {_age(me['expires_in_seconds'])}")
+    click.echo(f"cert:    {me['key_id']}")
 
 
 @user_main.command("ssh-config")
@@ -336,3 +342,67 @@ def ssh_config(
     ProxyJump bastion
     IdentityFile {identity}
     CertificateFile {identity}-cert.pub""")
+
+
+# ---- login (bastion.cli.login) ----
+@user_main.command()
+@click.option(
+    "--provider", default=None, help="The identity provider, when the bastion has several."
+)
+@click.option("--device", is_flag=True, help="Device flow: sign in on another device with a code.")
+@click.option(
+    "--token-file",
+    metavar="FILE",
+    default=None,
+    help="A workload token (agents, CI): a file, or - for stdin. No browser.",
+)
+@click.option(
+    "--ca-fingerprint",
+    metavar="SHA256:...",
+    default=None,
+    help="The bastion's host CA fingerprint (from your administrator), checked before "
+    "anything is sent; its @cert-authority line is then added to known_hosts.",
+)
+@click.option(
+    "--ssh-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the ssh config block into FILE (e.g. ~/.ssh/config) instead of printing it.",
+)
+@click.option("--alias", default="bastion", show_default=True, help="Host alias of the bastion.")
+@click.option("--no-browser", is_flag=True, help="Print the sign-in URL; do not open a browser.")
+@click.pass_context
+@friendly
+def login(
+    ctx: click.Context,
+    provider: str | None,
+    device: bool,
+    token_file: str | None,
+    ca_fingerprint: str | None,
+    ssh_config: Path | None,
+    alias: str,
+    no_browser: bool,
+) -> None:
+    """Sign in with your organisation's OpenID provider and get a short-lived certificate
+    for your key (-i, created if missing) as KEY-cert.pub.
+
+    \b
+    bastion-cli --bastion HOST:PORT login --ca-fingerprint SHA256:...   # browser (PKCE)
+    bastion-cli --bastion HOST:PORT login --device                      # code on another device
+    bastion-cli --bastion HOST:PORT login --token-file /var/run/token   # agents and CI
+    """
+    from .login import LoginRequest, run_login
+
+    if device and token_file:
+        raise click.UsageError("give either --device or --token-file, not both")
+    options: Options = ctx.obj
+    request = LoginRequest(
+        provider=provider,
+        device=device,
+        token_file=token_file,
+        ca_fingerprint=ca_fingerprint,
+        ssh_config=ssh_config.expanduser() if ssh_config else None,
+        browser=not no_browser,
+        alias=alias,
+    )
+    run_login(options.settings(), request)

@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 
 from ..errors import BastionError
-from ..policy import Decision, decide
+from ..policy import Decision
 from ..record import RecordingError
 from .base import EXIT_BASTION_ERROR, EXIT_DENIED, Flow, FlowContext
+from .deciding import decide_off_loop
 from .hold import Hold, decision_detail
 from .ports import ExitResult, RemoteCommand
 from .relay import Relay
@@ -147,7 +148,7 @@ class ExecFlow(Flow):
             ctx.recorder.decision("deny", "empty-command", reason)
             self.finish(ExitResult(status=EXIT_DENIED), f"denied (empty-command): {reason}")
             return
-        decision = decide(
+        decision = await decide_off_loop(
             ctx.policy,
             user=ctx.identity.user,
             groups=ctx.identity.groups,

@@ -20,6 +20,7 @@ class Identity:
     valid_before: int
     principals: tuple[str, ...] = ()  # every name the certificate is valid for
     permits: frozenset[str] = frozenset({"pty", "port-forwarding"})  # permit-* extensions
+    valid_after: int = 0  # when the certificate became valid (revocation compares it)
 
     def describe(self) -> str:
         groups = ",".join(self.groups) or "-"

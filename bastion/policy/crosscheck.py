@@ -10,9 +10,11 @@ blanks, newlines and the operators ``; & | < >`` (no quote, backslash, ``$``, ba
 parenthesis, brace, ``#``, ``!``, ``^`` or here-doc) is a sequence of words split at
 blanks and operators, a regular language both readers read the same way: bashlex could
 only find the commands we found (a property test checks this over that alphabet), so
-it is not run. Everything else is cross-checked. With the structure check on (the
-default), the skipped language is the wider one of ``structure.needs_structure_check``,
-which a property test checks against bash's own reading.
+it is not run. Everything else is cross-checked, when the structure check is off
+(``[policy] structure_check = false``): with it on, bash itself confirms that it reads no
+command our reader missed, which is what bashlex approximates, and a command only
+bashlex sees is then one of bashlex's own misreads (it reads ``'$(x)'`` in single
+quotes as a substitution).
 
 Limits: bashlex is pure Python and slow on large inputs, so it runs only on inputs up to
 ``MAX_CROSSCHECK`` bytes; above that only the primary reading counts. bashlex 0.18 loops

@@ -238,9 +238,9 @@ class Policy:
         except RecursionError:
             return Analysis((), "cannot parse: nesting too deep")
         checked = self.structure_check and needs_structure_check(command)
-        if self.crosscheck and (
-            checked or (not self.structure_check and needs_crosscheck(command))
-        ):
+        # bashlex is the second reader where bash's own does not confirm the structure:
+        # once bash reads no command we did not, bashlex can only add its own misreads
+        if self.crosscheck and not self.structure_check and needs_crosscheck(command):
             left = timeout - (time.monotonic() - start)
             if left <= 0:
                 return Analysis((), "cannot parse: analysis took too long", timed_out=True)
@@ -317,7 +317,8 @@ class Policy:
 
 #: Expansions a trusted reading knows more about (see ``shparse.parse``).
 _TRUST_HINT = re.compile(
-    r"\$\{?(HOME|USER|LOGNAME)\b|[$`]\(?\s*(date|id|nproc|pgrep|pidof)\b|\$[$?#]|\$\{[#$?]|\$\(\("
+    r"\$\{?(HOME|USER|LOGNAME)\b|[$`]\(?\s*(date|id|nproc|pgrep|pidof|hostname|whoami|uname)\b"
+    r"|\$[$?#]|\$\{[#$?]|\$\(\("
     r"|\$\{?(E?UID|PPID)\b"
 )
 _VAR_REFS = re.compile(r"\$(HOME|USER|LOGNAME)(?![A-Za-z0-9_])|\$\{(HOME|USER|LOGNAME)\}")
@@ -330,7 +331,7 @@ _ENV_CHANGERS = frozenset(
     "eval source . alias unalias machinectl newgrp hash enable builtin let wait coproc "
     "trap".split()
 )
-_REDEFINED = re.compile(r"\bin function (date|id|nproc|pgrep|pidof)\b")
+_REDEFINED = re.compile(r"\bin function (date|id|nproc|pgrep|pidof|hostname|whoami|uname)\b")
 
 
 def _blank(command: str, spans: list[tuple[int, int]]) -> str:

@@ -73,14 +73,17 @@ class FileRule:
         static = word.value.split(DYN, 1)[0]
         if word.dynamic and not static.startswith(("/", "~")):
             return False
-        base = resolve_path(static, cwd) if static else None
-        if base is None:
-            return False
-        glob = base + ("*" if word.dynamic else "")
-        if not word.dynamic:
-            glob = resolve_path(word.value, cwd) or glob
-        samples = _samples(self.paths)
-        if any(fnmatchcase(x, glob) and self.matches(op, x) for x in samples):
+        samples = [x for x in _samples(self.paths) if self.matches(op, x)]
+        if word.dynamic:  # its known text must fit: "/$X/p" is never /etc/shadow
+            head = resolve_path(static, cwd) if static not in ("/", "~") else static
+            if head is None:
+                return False
+            parts = [head if static.endswith("/") or static in ("/", "~") else head]
+            parts += word.value.split(DYN)[1:]
+            shape = re.compile(".*".join(re.escape(p) for p in parts), re.S)
+            return None if any(shape.fullmatch(x) for x in samples) else False
+        glob = resolve_path(word.value, cwd)
+        if glob is not None and any(fnmatchcase(x, glob) for x in samples):
             return None
         return False
 
@@ -182,6 +185,10 @@ _METADATA_ONLY = frozenset(
 )
 #: Programs whose operands are files they create (keys, certificates, archives).
 _WRITE_ONLY = frozenset({"ssh-keygen", "mkdir", "mktemp", "touch", "truncate"})
+#: Programs whose first operand is a pattern or a script, not a file.
+_PATTERN_FIRST = frozenset(
+    "grep egrep fgrep zgrep rg ag ack sed awk gawk mawk nawk jq yq perl expr".split()
+)
 _REMOVERS = frozenset({"rm", "unlink", "shred", "rmdir", "srm", "wipe"})
 _SETSTAT = frozenset({"chmod", "chown", "chgrp", "chattr", "setfacl", "touch"})
 _COPIERS = frozenset({"cp", "install", "rsync", "scp", "dd", "ditto"})
@@ -203,6 +210,12 @@ def command_ops(cmd: Command) -> list[tuple[str, Word]]:
     if prog in WRAPPERS or prog in _WRITE_ONLY:
         return ops  # the command a wrapper starts is judged on its own
     operands = [w for w in cmd.operands if w is not cmd.dest]
+    if (
+        prog in _PATTERN_FIRST
+        and operands
+        and not ({"-e", "-f", "--file", "--regexp", "--expression"} & cmd.options)
+    ):
+        operands = operands[1:]  # grep PATTERN FILE, sed SCRIPT FILE, awk PROGRAM FILE
     if prog in _REMOVERS:
         ops += [("remove", w) for w in operands]
     elif prog in _SETSTAT:

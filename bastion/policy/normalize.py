@@ -42,7 +42,9 @@ from .effects import (
     writes,
 )
 from .getopt import Spec, _q, read_options, spec, wrapper_options
+from .pipelines import origin, runs_command, xargs_item
 from .programs import GLOBAL_SPECS, OPT_SPECS, RUNS_COMMAND, TAKES_COMMAND_OPTS
+from .scripts import ScriptReadings
 from .shparse import SimpleCommand, parse
 from .sql import shell_escapes
 from .tools import ToolReadings, kill_tag
@@ -190,30 +192,6 @@ _TERMINAL_PROGRAMS = _EDITORS | frozenset(
         "telnet",
     }
 )
-#: Where a script is not an existing file of the target's (anyone can write there, or
-#: it is a stream).
-_UNTRUSTED_DIRS = (
-    "/tmp/",
-    "/var/tmp/",
-    "/dev/shm/",
-    "/dev/stdin/",
-    "/dev/fd/",
-    "/proc/",
-    "/run/user/",
-    "/dev/tcp/",
-    "/dev/udp/",
-)
-#: A temporary directory anywhere (~/.ansible/tmp/..., ~/tmp/...): uploaded, not installed.
-_TEMP_PART = re.compile(r"/\.?(?:tmp|temp|te?mp-[^/]*)/", re.I)
-_UNTRUSTED_IN_TEXT = re.compile(
-    r"(?:^|[\s'\"=])(?:/tmp|/var/tmp|/dev/shm|/dev/stdin|/dev/fd|/proc)/"
-)
-#: Programs that run what a file they are given holds (configs, units, packages, scripts).
-CONFIG_RUNNERS = frozenset(
-    "logrotate crontab at batch dpkg apt apt-get rpm yum dnf zypper pip pip3 make gmake "
-    "ansible-playbook source . awk gawk sed perl python python3 ruby node php tcpdump "
-    "visudo systemctl docker podman kubectl helm terraform".split()
-)
 #: Pagers: ``!cmd`` runs a shell, but only with a terminal (see ``decide``'s pty)
 PAGERS = frozenset({"less", "more", "most", "pg", "man"})
 #: Options that only print something and exit
@@ -337,7 +315,7 @@ def _join(words: list[Word]) -> tuple[str, bool]:
     return " ".join(w.value.replace(DYN, "${_}") for w in words), any(w.dynamic for w in words)
 
 
-class Normalizer(ToolReadings):
+class Normalizer(ScriptReadings, ToolReadings):
     """Walks parsed commands in order, tracking the working directory across ``cd``
     (and aliases, links and mounts made earlier in the input)."""
 
@@ -530,40 +508,6 @@ class Normalizer(ToolReadings):
                 self.written.add(path)
         if name in ("ln", "mount"):
             self.note_link(name, read_options(args, OPT_SPECS.get(name)), self.cwd)
-
-    def untrusted_script(self, cmd: Command, first: Word, sc: SimpleCommand) -> bool:
-        """A script that is not an existing file of the target's: one in a directory
-        anyone can write (/tmp), or read from stdin, a pipe or a file descriptor."""
-        values = [first.value] + [w.value for w in cmd.words]
-        values += [t.value for op, t in cmd.redirects if op in ("<", "<>")]
-        for value in values:
-            path = resolve_path(value.split("=", 1)[-1], self.cwd)
-            if path is not None and (
-                (path + "/").startswith(_UNTRUSTED_DIRS) or _TEMP_PART.search(path)
-            ):
-                return True
-            if _UNTRUSTED_IN_TEXT.search(value):  # psql -c '\i /tmp/x.sql'
-                return True
-        return stdin_of(sc)[1] == "text" or (cmd.program in SHELLS and sc.piped_from is not None)
-
-    def runs_written(self, cmd: Command, first: Word) -> bool:
-        """A script, config or package this input wrote, handed to a program that runs
-        what it holds (``echo .. > x.sh; bash x.sh``, ``cat > l.conf; logrotate l.conf``)."""
-        if (
-            not self.written
-            or cmd.program in WRAPPERS  # the command it starts is judged on its own
-            or not (
-                "script-file" in cmd.tags or cmd.program in CONFIG_RUNNERS or cmd.program in SHELLS
-            )
-        ):
-            return False
-        words = [first.value] + [w.value for w in cmd.words]
-        for value in words:
-            value = value.split("=", 1)[-1] if value.startswith("-") else value
-            path = resolve_path(value, self.cwd)
-            if path is not None and (path in self.written or path.rstrip("/") in self.written):
-                return True
-        return False
 
     def special(
         self,
@@ -942,12 +886,14 @@ class Normalizer(ToolReadings):
                 continue
             if name == "xargs":
                 repl = [v.value for o, v in opts if o in ("-I", "--replace", "-i") and v]
+                base = None if any(o in ("-a", "--arg-file") for o, _ in opts) else origin(sc)
+                root = base[:-3] if base and base.endswith("/**") else base
+                item = DYN if root is None else root.rstrip("/") + "/" + DYN
+                raw = "{stdin}" if base is None else FOUND if base != root else SOME
                 inner = [
-                    Word(x.value.replace(repl[0], DYN), x.raw, True)
-                    if repl and repl[0] in x.value
-                    else x
+                    xargs_item(x, repl[0], base) if repl and repl[0] in x.value else x
                     for x in inner
-                ] + [Word(DYN, "{stdin}", True)]
+                ] + ([] if repl else [Word(item, raw, True)])
             if name == "parallel":  # CMD ::: ARGS: args are appended, {} replaced
                 inner = self.parallel(inner, depth, tags)
                 if not inner:
@@ -1004,7 +950,9 @@ class Normalizer(ToolReadings):
                             sub = [
                                 Word(
                                     x.value.replace("{}", value),
-                                    raw or x.raw if x.value == "{}" else x.raw,
+                                    (raw or x.raw)
+                                    if x.value == "{}"
+                                    else (SOME if raw and x.value.startswith("{}") else x.raw),
                                     x.dynamic or root.dynamic or raw is not None,
                                     x.glob,
                                 )
@@ -1113,24 +1061,6 @@ class Normalizer(ToolReadings):
         for cmd in shell_escapes(sql):
             self.shell_text(cmd, f"inside a {name} shell escape {via}".strip(), depth)
         return sql or None
-
-
-def runs_command(name: str, args: list[Word]) -> bool:
-    """Whether an option, a ``KEY=`` configuration or an argument makes ``name`` run
-    another program (``programs.RUNS_COMMAND``)."""
-    options, keys, arg_globs = RUNS_COMMAND[name]
-    read = read_options(args, GLOBAL_SPECS.get(name) or OPT_SPECS.get(name))
-    for opt, value in read.options:
-        if name == "rsync" and opt in ("-e", "--rsh") and value is not None:
-            if value.value.split(" ", 1)[0].rsplit("/", 1)[-1] not in ("ssh", "autossh"):
-                return True  # a transport other than ssh: a program run with the data
-        if opt in options:
-            return True
-        if value is not None and keys and "=" in value.value:
-            key = value.value.split("=", 1)[0].lower().strip()
-            if any(fnmatchcase(key, k) for k in keys):
-                return True
-    return any(fnmatchcase(w.value, g) for w in args for g in arg_globs)
 
 
 def normalize(

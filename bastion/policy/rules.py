@@ -194,9 +194,20 @@ def _could_match(word: Word, pattern: str) -> Match:
     if word.raw.strip('"') in _OWN_PIDS or (word.safe and _pids_not_init(word.raw)):
         hits = {fnmatchcase(pid, pattern) for pid in ("2", "4194304", "")}
         return hits.pop() if len(hits) == 1 else None
-    static = word.value.split(DYN, 1)[0]
+    return None if _globs_meet(word.value, pattern) else False
+
+
+def _globs_meet(value: str, pattern: str) -> bool:
+    """Could a word whose unknown parts are DYN take a value matching ``pattern``? Its
+    known text must fit: ``"/$X/p"`` can never be ``/etc/ld.so.preload`` (it ends in /p)."""
+    if not any(ch in pattern for ch in "*?["):
+        return bool(re.fullmatch(".*".join(re.escape(p) for p in value.split(DYN)), pattern, re.S))
+    static, suffix = value.split(DYN, 1)[0], value.rsplit(DYN, 1)[-1]
     prefix = _glob_prefix(pattern)
-    return None if static.startswith(prefix) or prefix.startswith(static) else False
+    tail = re.split(r"[*?\]]", pattern)[-1]
+    fits_start = static.startswith(prefix) or prefix.startswith(static)
+    fits_end = tail.endswith(suffix) or suffix.endswith(tail)
+    return fits_start and fits_end
 
 
 def _one_field(word: Word) -> bool:
@@ -527,7 +538,10 @@ class Rule:
         the operands of ``truncate``/``shred``/``wipe``."""
         pats = tuple(self.conf["overwrites"])
         results: list[Match] = []
+        appends = cmd.program == "tee" and ({"-a", "--append"} & cmd.options)
         for op, target in cmd.redirects:
+            if appends and any(target is w for w in cmd.operands):
+                continue  # tee -a FILE appends
             if op in (">", ">|", "&>") or (op == ">&" and not re.fullmatch(r"\d+|-", target.value)):
                 results.append(_path_matches(target, cmd.cwd, pats))
         if cmd.program in ("truncate", "shred", "wipe", "srm"):

@@ -52,7 +52,17 @@ def _prints_digits(cmds: list[SimpleCommand]) -> bool:
         return False
     name, args = cmd.words[0].value, [w.value for w in cmd.words[1:]]
     if name == "date":
-        return all(_DATE_FORMAT.fullmatch(a) or _DATE_OPTS.fullmatch(a) for a in args)
+        rest = iter(args)
+        for a in rest:
+            if a in ("-d", "--date"):
+                next(rest, None)  # the date to print: any text, printed per the format
+            elif not (
+                _DATE_FORMAT.fullmatch(a) or _DATE_OPTS.fullmatch(a) or a.startswith("--date=")
+            ):
+                return False
+        return True
+    if name in ("hostname", "whoami", "uname"):  # a name: never a slash, "." or ".."
+        return all(a in ("-s", "--short", "-r", "-n", "-m", "-s", "-un") for a in args)
     if name == "id":
         return bool(args) and all(a in ("-u", "-g", "-ur", "-gr", "-ru", "-rg") for a in args)
     if name in ("pgrep", "pidof"):  # process ids (rules.pid_not_init tells which)

@@ -119,13 +119,18 @@ def issue_user_cert(
     ttl: int,
     key_id: str = "",
     source_address: list[str] | None = None,
+    permits: frozenset[str] = frozenset({"pty", "port-forwarding"}),
+    serial: int | None = None,
 ) -> asyncssh.SSHCertificate:
-    """A short-lived user certificate; backdated a minute for clock skew."""
+    """A short-lived user certificate; backdated a minute for clock skew.
+
+    ``permits`` names the permit-* extensions it carries: "port-forwarding" is needed
+    for ``ssh -J``, "pty" for a terminal; the bastion decides what each allows."""
     now = int(time.time())
-    options: dict[str, object] = {
-        "permit-pty": True,
-        "permit-port-forwarding": True,  # needed for ssh -J; the bastion decides what it allows
-    }
+    unknown = permits - {"pty", "port-forwarding"}
+    if unknown:
+        raise ValueError(f"unknown permits: {', '.join(sorted(unknown))}")
+    options: dict[str, object] = {f"permit-{name}": True for name in sorted(permits)}
     if groups:
         options[GROUPS_EXTENSION] = list(groups)
     if source_address:
@@ -135,7 +140,7 @@ def issue_user_cert(
     return ca_key._generate_certificate(
         user_key,
         1,
-        secrets.randbits(63),
+        serial if serial is not None else secrets.randbits(63),
         CERT_TYPE_USER,
         key_id or principals[0],
         principals,
@@ -247,6 +252,7 @@ def verify_user_cert(
         ca=ca.name,
         fingerprint=cert.key.get_fingerprint(),
         valid_before=cert._valid_before,
+        valid_after=cert._valid_after,
         principals=tuple(cert.principals),
         permits=frozenset(name for name in _PERMITS if cert.options.get(f"permit-{name}")),
     )

@@ -36,6 +36,7 @@ from ..config import Config, Target
 from ..errors import AuthError
 from ..flows.base import EXIT_BASTION_ERROR, Flow
 from ..identity import Identity
+from ..identity.issue import Issuer
 from ..logs import ContextLog
 from ..record import AuditLog
 from ..storage import Store
@@ -43,6 +44,16 @@ from .adapter import SessionAdapter
 from .certs import TrustedCA, issue_host_cert, verify_user_cert
 from .channel import BastionServerChannel
 from .control import RESERVED_USERS, ControlSession
+from .login import LOGIN_USER, LoginSession
+from .login_auth import (
+    check_login_key,
+    kbdint_challenge,
+    kbdint_response,
+    kbdint_supported,
+    plain_key_auth,
+    plain_login_enabled,
+    revocation_refusal,
+)
 from .routes import Route, make_flow
 from .transport import CoalescingTransport
 from .tuning import MAX_PKTSIZE, WINDOW, common_options
@@ -70,6 +81,7 @@ class Services:
     host_key: asyncssh.SSHKey
     host_ca: asyncssh.SSHKey
     cas: list[TrustedCA]
+    issuer: Issuer | None = None  # certificate issuance for OIDC tokens (bastion.identity)
     window: int = WINDOW
     max_pktsize: int = MAX_PKTSIZE
     connections: set[BastionConnection] = field(default_factory=set)
@@ -91,7 +103,7 @@ class Services:
             allow_pty=True,
             agent_forwarding=False,
             x11_forwarding=False,
-            kbdint_auth=False,
+            kbdint_auth=self.issuer is not None and bool(self.config.identity.ssh_login_provider),
             password_auth=False,
             gss_host=None,
             login_timeout=self.config.server.login_timeout,
@@ -148,12 +160,17 @@ class BastionConnection(asyncssh.SSHServerConnection):
         self, username: str, key_data: bytes, msg: bytes, signature: bytes
     ) -> bool:
         owner: BastionServer = self._owner  # type: ignore[assignment]
+        if plain_login_enabled(owner) and not _is_certificate(key_data):
+            signed = String(self._session_id) + msg if msg else b""
+            return await plain_key_auth(owner, username, key_data, signed, signature)
         checked = owner.check_key(username, key_data)
         if checked is None:
             return False
         if not msg:
             return True  # the client only asks whether this key would do
         if not checked.key.verify(String(self._session_id) + msg, signature):
+            return False
+        if not await revocation_refusal(owner, username, checked):
             return False
         owner.accept(username, checked)
         return True
@@ -182,6 +199,7 @@ class _Checked:
     login: str | None
     control: bool = False
     refusal: str = ""  # authenticated, but every session only hears this sentence
+    issuing: bool = False  # the reserved user bastion-login: a key asking for a certificate
 
 
 class BastionServer(asyncssh.SSHServer):
@@ -207,6 +225,10 @@ class BastionServer(asyncssh.SSHServer):
         self.target: Target | None = target
         self.login: str | None = None
         self.control = False
+        self.issuing = False
+        self.login_key: asyncssh.SSHKey | None = None
+        self.proven_keys: list[asyncssh.SSHKey] = []  # plain keys signed with, not yet bound
+        self.device_flow: Any = None  # keyboard-interactive sign-in under way
         self.refusal = refusal
         self.channels = 0
         self._told = False
@@ -256,10 +278,13 @@ class BastionServer(asyncssh.SSHServer):
         self.identity, self.cert_blob = checked.identity, checked.blob
         self.target, self.login = checked.target, checked.login
         self.control = checked.control
+        self.issuing, self.login_key = checked.issuing, checked.key if checked.issuing else None
         self.refusal = self.refusal or checked.refusal
         where = f"{self.login}@{self.target.name}" if self.target and self.login else "jump"
         if self.control:
             where = f"control ({username})"
+        if self.issuing:
+            where = "certificate request"
         self.log.info("auth ok %s -> %s", self.identity.describe(), where)
         self.services.audit.write(
             "auth",
@@ -277,8 +302,20 @@ class BastionServer(asyncssh.SSHServer):
             login=self.login,
         )
 
+    def kbdint_auth_supported(self) -> bool:
+        return kbdint_supported(self)
+
+    async def get_kbdint_challenge(self, username: str, lang: str, submethods: str) -> Any:
+        return await kbdint_challenge(self, username)
+
+    async def validate_kbdint_response(self, username: str, responses: Any) -> Any:
+        return await kbdint_response(self, username)
+
     def _check_outer(self, username: str, key_data: bytes) -> _Checked:
         cas = self.services.cas
+        if username == LOGIN_USER:
+            key, identity = check_login_key(key_data)
+            return _Checked(key, identity, key_data, None, None, issuing=True)
         if username in RESERVED_USERS:
             cert, identity = verify_user_cert(key_data, None, self.peer, cas)
             return _Checked(cert.key, identity, key_data, None, None, control=True)
@@ -354,6 +391,8 @@ class BastionServer(asyncssh.SSHServer):
             return _MessageSession([f"bastion: {refusal}"], EXIT_BASTION_ERROR)
         if self.control:
             return ControlSession(self.services, self.identity, self.label)
+        if self.issuing and self.login_key is not None:
+            return LoginSession(self.services, self.login_key, self.label)
         if self.target is None or self.login is None:
             return _MessageSession(_help_lines(self), 1)
         user = self.identity.user
@@ -411,7 +450,7 @@ class BastionServer(asyncssh.SSHServer):
         if self.parent is not None or self.target is not None or self.identity is None:
             self._audit_refusal("forward", "port forwarding is not allowed", dest=clip(dest_host))
             raise asyncssh.ChannelOpenError(prohibited, "port forwarding is not allowed")
-        if self.control or self.refusal:
+        if self.control or self.issuing or self.refusal:
             raise asyncssh.ChannelOpenError(prohibited, "this connection cannot jump")
         target = self.services.config.targets.get(dest_host)
         if target is None:

@@ -6,8 +6,11 @@ from __future__ import annotations
 from .interface import (
     APPROVAL_STATES,
     FINAL_STATES,
+    REVOCATION_KINDS,
     Approval,
     ApprovalRequest,
+    IssuedCertificate,
+    Revocation,
     SessionRow,
     Store,
 )
@@ -16,8 +19,11 @@ from .sqlite import SQLiteStore, create_private_file
 __all__ = [
     "APPROVAL_STATES",
     "FINAL_STATES",
+    "REVOCATION_KINDS",
     "Approval",
     "ApprovalRequest",
+    "IssuedCertificate",
+    "Revocation",
     "SQLiteStore",
     "SessionRow",
     "Store",

@@ -16,8 +16,11 @@ from typing import Protocol
 __all__ = [
     "APPROVAL_STATES",
     "FINAL_STATES",
+    "REVOCATION_KINDS",
     "Approval",
     "ApprovalRequest",
+    "IssuedCertificate",
+    "Revocation",
     "SessionRow",
     "Store",
 ]
@@ -85,6 +88,43 @@ class ApprovalRequest:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+# ---- issued certificates, revocations, bound keys (owned by bastion.identity) ----
+
+#: serial: that certificate; key_id and subject: every certificate with that key id or
+#: (OIDC) subject issued up to the moment of revocation, not those issued later.
+REVOCATION_KINDS = ("serial", "key_id", "subject")
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """A certificate the bastion signed (``bastion cert list``)."""
+
+    serial: int
+    key_id: str
+    principal: str
+    groups: tuple[str, ...]
+    subject: str  # the OIDC subject ("" for `bastion cert issue`)
+    issuer: str
+    provider: str
+    fingerprint: str  # of the certified public key
+    issued: float
+    expires: float
+    source: str  # "login", "ssh-login" (keyboard-interactive), "admin"
+    revoked: float | None = None
+    revoked_reason: str = ""
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """One entry of the revocation list, checked on every authentication."""
+
+    kind: str  # one of REVOCATION_KINDS
+    value: str
+    at: float
+    reason: str
+    by: str = ""
+
+
 class Store(Protocol):
     """What the bastion keeps besides casts and the audit log."""
 
@@ -118,5 +158,30 @@ class Store(Protocol):
     async def cancel_waiting(self, owner: str, reason: str, now: float) -> int:
         """On start: requests a stopped bastion's connections waited on are cancelled."""
         ...
+
+    # ---- issued certificates, revocations, bound keys ----
+    async def record_certificate(self, cert: IssuedCertificate) -> None: ...
+
+    async def list_certificates(
+        self, *, active_only: bool = True, limit: int = 200, now: float = 0.0
+    ) -> list[IssuedCertificate]: ...
+
+    async def add_revocation(self, revocation: Revocation) -> int:
+        """Store ``revocation``; how many recorded certificates it covers."""
+        ...
+
+    async def revocation_for(self, serial: int, key_id: str, valid_after: int) -> Revocation | None:
+        """The revocation that covers this certificate, if any."""
+        ...
+
+    async def revocations_after(self, position: int) -> tuple[int, list[Revocation]]:
+        """Revocations stored after ``position`` (0: all), and the new position."""
+        ...
+
+    async def bind_key(self, fingerprint: str, certificate: str, expires: float) -> None:
+        """Keep a certificate for a plain key (keyboard-interactive login)."""
+        ...
+
+    async def bound_certificate(self, fingerprint: str, now: float) -> str | None: ...
 
     async def close(self) -> None: ...

@@ -19,7 +19,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .interface import Approval, ApprovalRequest, SessionRow
+from .interface import Approval, ApprovalRequest, IssuedCertificate, Revocation, SessionRow
 
 __all__ = ["SQLiteStore"]
 
@@ -60,6 +60,58 @@ CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status, created);
 CREATE INDEX IF NOT EXISTS approvals_binding ON approvals(binding, user, status);
 """
 
+# Issued certificates, the revocation list and keys bound by keyboard-interactive login
+# (bastion.identity).
+_IDENTITY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS certificates (
+    serial INTEGER PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    groups TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    issuer TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    issued REAL NOT NULL,
+    expires REAL NOT NULL,
+    source TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS certificates_subject ON certificates(subject);
+CREATE INDEX IF NOT EXISTS certificates_key_id ON certificates(key_id);
+CREATE TABLE IF NOT EXISTS revocations (
+    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    at REAL NOT NULL,
+    reason TEXT NOT NULL,
+    by TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS revocations_value ON revocations(kind, value);
+CREATE TABLE IF NOT EXISTS bound_keys (
+    fingerprint TEXT PRIMARY KEY,
+    certificate TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+"""
+
+# The first revocation covering a certificate (serial, key id, valid_after): by serial;
+# by key id when issued up to the revocation (recorded issue time, else valid_after);
+# by subject when the bastion recorded that subject for this serial, issued up to then.
+_REVOKED_SQL = """
+SELECT r.kind, r.value, r.at, r.reason, r.by FROM revocations r
+LEFT JOIN certificates c ON c.serial = :serial
+WHERE (r.kind = 'serial' AND r.value = :serial_text)
+   OR (r.kind = 'key_id' AND r.value = :key_id AND COALESCE(c.issued, :valid_after) <= r.at)
+   OR (r.kind = 'subject' AND c.subject = r.value AND c.subject != '' AND c.issued <= r.at)
+ORDER BY r.position LIMIT 1
+"""
+
+_COVERED_SQL = {
+    "serial": "SELECT COUNT(*) FROM certificates WHERE serial = CAST(:value AS INTEGER)",
+    "key_id": "SELECT COUNT(*) FROM certificates WHERE key_id = :value AND issued <= :at",
+    "subject": "SELECT COUNT(*) FROM certificates WHERE subject = :value AND issued <= :at",
+}
+
 
 def _encode(request: ApprovalRequest) -> str:
     return json.dumps(asdict(request), ensure_ascii=False)
@@ -97,6 +149,7 @@ class SQLiteStore:
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=5000")
         db.executescript(_SCHEMA)
+        db.executescript(_IDENTITY_SCHEMA)
         return db
 
     async def _run(self, fn: Callable[[], T]) -> T:
@@ -231,6 +284,105 @@ class SQLiteStore:
             return count
 
         return await self._run(cancel)
+
+    # ---- issued certificates, revocations, bound keys (bastion.identity) ----
+    async def record_certificate(self, cert: IssuedCertificate) -> None:
+        def insert() -> None:
+            self._db.execute(
+                "INSERT OR REPLACE INTO certificates (serial, key_id, principal, groups,"
+                " subject, issuer, provider, fingerprint, issued, expires, source)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (cert.serial, cert.key_id, cert.principal, json.dumps(list(cert.groups)),
+                 cert.subject, cert.issuer, cert.provider, cert.fingerprint, cert.issued,
+                 cert.expires, cert.source),
+            )  # fmt: skip
+
+        await self._run(insert)
+
+    async def list_certificates(
+        self, *, active_only: bool = True, limit: int = 200, now: float = 0.0
+    ) -> list[IssuedCertificate]:
+        def query() -> list[IssuedCertificate]:
+            where = "WHERE c.expires > ?" if active_only else "WHERE ? IS NOT NULL"
+            rows = self._db.execute(
+                "SELECT c.serial, c.key_id, c.principal, c.groups, c.subject, c.issuer,"
+                " c.provider, c.fingerprint, c.issued, c.expires, c.source FROM certificates c"
+                f" {where} ORDER BY c.issued DESC LIMIT ?",
+                (now or time.time(), limit),
+            ).fetchall()
+            found = []
+            for row in rows:
+                serial, key_id, principal, groups, *rest = row
+                cert = IssuedCertificate(serial, key_id, principal, tuple(json.loads(groups)),
+                                         *rest)  # fmt: skip
+                hit = self._db.execute(
+                    _REVOKED_SQL,
+                    {"serial": cert.serial, "serial_text": str(cert.serial),
+                     "key_id": cert.key_id, "valid_after": cert.issued},
+                ).fetchone()  # fmt: skip
+                if hit:
+                    cert = replace(cert, revoked=hit[2], revoked_reason=hit[3])
+                if not (active_only and hit):
+                    found.append(cert)
+            return found
+
+        return await self._run(query)
+
+    async def add_revocation(self, revocation: Revocation) -> int:
+        def insert() -> int:
+            r = revocation
+            self._db.execute(
+                "INSERT INTO revocations (kind, value, at, reason, by) VALUES (?,?,?,?,?)",
+                (r.kind, r.value, r.at, r.reason, r.by),
+            )
+            return int(self._db.execute(_COVERED_SQL[r.kind], {"value": r.value, "at": r.at})
+                       .fetchone()[0])  # fmt: skip
+
+        return await self._run(insert)
+
+    async def revocation_for(self, serial: int, key_id: str, valid_after: int) -> Revocation | None:
+        def query() -> Revocation | None:
+            row = self._db.execute(
+                _REVOKED_SQL,
+                {"serial": serial, "serial_text": str(serial), "key_id": key_id,
+                 "valid_after": valid_after},
+            ).fetchone()  # fmt: skip
+            return Revocation(*row) if row else None
+
+        return await self._run(query)
+
+    async def revocations_after(self, position: int) -> tuple[int, list[Revocation]]:
+        def query() -> tuple[int, list[Revocation]]:
+            rows = self._db.execute(
+                "SELECT position, kind, value, at, reason, by FROM revocations"
+                " WHERE position > ? ORDER BY position",
+                (position,),
+            ).fetchall()
+            last = rows[-1][0] if rows else position
+            return last, [Revocation(*row[1:]) for row in rows]
+
+        return await self._run(query)
+
+    async def bind_key(self, fingerprint: str, certificate: str, expires: float) -> None:
+        def upsert() -> None:
+            self._db.execute(
+                "INSERT OR REPLACE INTO bound_keys (fingerprint, certificate, expires)"
+                " VALUES (?, ?, ?)",
+                (fingerprint, certificate, expires),
+            )
+            self._db.execute("DELETE FROM bound_keys WHERE expires < ?", (time.time(),))
+
+        await self._run(upsert)
+
+    async def bound_certificate(self, fingerprint: str, now: float) -> str | None:
+        def query() -> str | None:
+            row = self._db.execute(
+                "SELECT certificate FROM bound_keys WHERE fingerprint = ? AND expires > ?",
+                (fingerprint, now),
+            ).fetchone()
+            return str(row[0]) if row else None
+
+        return await self._run(query)
 
     async def close(self) -> None:
         def close() -> None:

@@ -1,4 +1,4 @@
-"""Random disguises of a denied command never come out allowed."""
+"""Random disguises of a held or denied command never come out allowed."""
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -19,6 +19,24 @@ DENIED = [
     "kubectl delete ns prod",
     "redis-cli flushall",
     "kill -9 1",
+    # held or denied classes of issue #10 §2 and #14
+    "systemctl stop auditd",
+    "journalctl --vacuum-time=1s",
+    "cat /etc/shadow",
+    "cp /root/.ssh/id_rsa /tmp/k",
+    "history -c",
+    "truncate -s0 /var/log/auth.log",
+    "setenforce 0",
+    "useradd -m bob",
+    "systemctl stop nginx",
+    "pkill -f gunicorn",
+    "git reset --hard",
+    "dropdb app",
+    "umount -a",
+    "scp -t /etc/cron.d/",
+    "/usr/lib/openssh/sftp-server",
+    "tar -cf x.tar /tmp --checkpoint-action=exec=id",
+    "pg_dumpall",
 ]
 
 
@@ -69,7 +87,7 @@ def _squote(s: str) -> str:
     return "'" + s.replace("'", "'\\''") + "'"
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     st.sampled_from(DENIED),
     st.lists(st.integers(0, 5), min_size=6, max_size=6),
