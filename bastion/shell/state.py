@@ -2,7 +2,7 @@
 
 Every line runs on its own upstream channel, in a fresh shell on the target, so the
 bastion keeps the working directory and the exported variables and puts them in front
-of each line it sends (``compose``): ``cd -- DIR || exit 1``, ``export NAME='value'``,
+of each line it sends (``compose``): ``cd -P -- DIR`` checked to land in DIR itself, ``export NAME='value'``,
 ``unset -v NAME``, then the decided bytes, all quoted by the bastion.
 
 A *state line* is one whose every statement is ``cd``, ``export`` or ``unset`` (joined by
@@ -11,7 +11,9 @@ trailer that prints its status, ``$PWD`` and ``env -0`` (``compose_state``); the
 reads the new directory and the variables that differ from the login's own
 environment (``apply``). So ``cd`` into a missing directory fails on the target and
 changes nothing, ``export PATH=$PATH:/opt/bin`` is expanded by the target, and
-``unset`` removes. Limits, in the open: ``cd``/``export`` inside a line with other
+``unset`` removes. The directory is kept as its physical path (``pwd -P``), and a line
+runs only if ``cd -P`` lands there again: a directory swapped for a link between the
+decision and the run (to make ``rm -r *`` run elsewhere) stops the line. Limits, in the open: ``cd``/``export`` inside a line with other
 commands affect that line only (the user is told); shell variables that are not
 exported, functions, aliases and options do not carry; only variables with plain names
 (``[A-Za-z_][A-Za-z0-9_]*``) and UTF-8 values are kept, at most ``MAX_STATE_BYTES``.
@@ -38,7 +40,7 @@ STATE_BUILTINS = frozenset({"cd", "export", "unset"})
 #: Most bytes of carried variables (names and values).
 MAX_STATE_BYTES = 64 * 1024
 _MARK = b"\x00BASTION-STATE\x00"
-_TRAILER = 'printf \'\\0BASTION-STATE\\0%s\\0%s\\0\' "$?" "$PWD"; env -0'
+_TRAILER = 'printf \'\\0BASTION-STATE\\0%s\\0%s\\0\' "$?" "$(pwd -P)"; env -0'
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 #: Variables every shell sets for itself: never carried.
 _OWN = frozenset({"PWD", "SHLVL", "_"})
@@ -114,7 +116,12 @@ class ShellState:
         return cls(cwd=change.cwd, home=home, base_env=change.env)
 
     def prefix(self) -> str:
-        lines = [f"cd -- {shlex.quote(self.cwd)} || exit 1"]
+        where = shlex.quote(self.cwd)
+        gone = "bastion: the working directory %s is gone or was replaced by a link\\n"
+        lines = [
+            f'cd -P -- {where} 2>/dev/null && [ "$PWD" = {where} ] || '
+            f"{{ printf '{gone}' {where} >&2; exit 1; }}"
+        ]
         if self.exports:
             lines.append(
                 "export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in self.exports.items())

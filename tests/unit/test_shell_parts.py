@@ -52,20 +52,35 @@ def test_mentions_state():
     assert not mentions_state("echo abcd") and not mentions_state("ls")
 
 
-def test_compose_quotes_everything_the_bastion_adds():
-    state = ShellState(cwd="/tmp/it's here", home="/root", base_env={"HOME": "/root"})
+def test_compose_quotes_everything_the_bastion_adds(tmp_path):
+    where = tmp_path / "it's $(here) %s"
+    where.mkdir()
+    state = ShellState(cwd=str(where), home="/root", base_env={"HOME": "/root"})
     state.keep({"A": "x'; rm -rf / #", "B": "two words"}, {"C"})
-    text = state.compose("echo ok")
-    # bash reads the prefix as exactly: cd, one export of two words, unset, the line
-    lines = text.split("\n")
-    assert lines[0] == "cd -- " + shlex.quote("/tmp/it's here") + " || exit 1"
+    lines = state.compose("echo ok").split("\n")
+    # bash reads the prefix as exactly: cd and its check, one export, unset, the line
     assert shlex.split(lines[1]) == ["export", "A=x'; rm -rf / #", "B=two words"]
     assert lines[2] == "unset -v C" and lines[3] == "echo ok"
     out = subprocess.run(
-        ["bash", "-c", state.compose('printf "%s|%s" "$A" "$B"').replace("cd -- ", "cd -- /tmp #")],
-        capture_output=True,
+        ["bash", "-c", state.compose('printf "%s|%s|%s" "$A" "$B" "$PWD"')], capture_output=True
     )
-    assert out.stdout == b"x'; rm -rf / #|two words"
+    assert out.stdout == f"x'; rm -rf / #|two words|{where}".encode(), out.stderr
+
+
+def test_a_directory_swapped_for_a_link_stops_the_line(tmp_path):
+    """Decided in one directory, never run in another: cd -P must land where decided."""
+    real, other = tmp_path / "work", tmp_path / "elsewhere"
+    real.mkdir()
+    other.mkdir()
+    state = ShellState(cwd=str(real), home="/root", base_env={})
+    real.rename(tmp_path / "moved")
+    real.symlink_to(other)
+    out = subprocess.run(["bash", "-c", state.compose("touch probe")], capture_output=True)
+    assert out.returncode == 1 and b"replaced by a link" in out.stderr
+    assert not (other / "probe").exists()
+    real.unlink()
+    out = subprocess.run(["bash", "-c", state.compose("touch probe")], capture_output=True)
+    assert out.returncode == 1 and b"is gone" in out.stderr
 
 
 def test_state_report_is_read_from_the_last_mark():
