@@ -2,20 +2,23 @@
 
 Every line runs on its own upstream channel, in a fresh shell on the target, so the
 bastion keeps the working directory and the exported variables and puts them in front
-of each line it sends (``compose``): ``cd -P -- DIR`` checked to land in DIR itself, ``export NAME='value'``,
-``unset -v NAME``, then the decided bytes, all quoted by the bastion.
+of each line it sends (``compose``): ``cd -P -- DIR`` checked to land in DIR itself,
+``export NAME='value'``, ``unset -v NAME``, then the decided bytes, all quoted by the
+bastion.
 
 A *state line* is one whose every statement is ``cd``, ``export`` or ``unset`` (joined by
 ``;``, ``&&`` or newlines). It runs, once decided, without a terminal and followed by a
-trailer that prints its status, ``$PWD`` and ``env -0`` (``compose_state``); the bastion
-reads the new directory and the variables that differ from the login's own
+trailer that prints its status, ``pwd -P`` and ``env -0`` (``compose_state``); the
+bastion reads the new directory and the variables that differ from the login's own
 environment (``apply``). So ``cd`` into a missing directory fails on the target and
 changes nothing, ``export PATH=$PATH:/opt/bin`` is expanded by the target, and
-``unset`` removes. The directory is kept as its physical path (``pwd -P``), and a line
-runs only if ``cd -P`` lands there again: a directory swapped for a link between the
-decision and the run (to make ``rm -r *`` run elsewhere) stops the line. Limits, in the open: ``cd``/``export`` inside a line with other
-commands affect that line only (the user is told); shell variables that are not
-exported, functions, aliases and options do not carry; only variables with plain names
+``unset`` removes. The directory is kept as its physical path, and a line runs only if
+``cd -P`` lands there again: a directory swapped for a link between the decision and
+the run (to make ``rm -r *`` run elsewhere) stops the line.
+
+Limits, in the open: ``cd``/``export`` inside a line with other commands affect that
+line only (the user is told); shell variables that are not exported, functions,
+aliases and options do not carry; only variables with plain names
 (``[A-Za-z_][A-Za-z0-9_]*``) and UTF-8 values are kept, at most ``MAX_STATE_BYTES``.
 """
 
