@@ -271,7 +271,7 @@ async def _lines(world: World, path: str, lines: int) -> dict[str, Any]:
         await asyncio.sleep(1.0)
         await _drain(proc)
         for n in range(lines):
-            samples.append(await _line_once(proc, n, 10))
+            samples.append(await _line_once(proc, n, 60))
         proc.close()
     finally:
         _close(conns)
