@@ -20,10 +20,10 @@ from __future__ import annotations
 import asyncio
 
 from ..errors import BastionError
-from ..policy import decide
 from ..record import RecordingError
 from ..shell import ScriptError, StatementReader
 from .base import EXIT_BASTION_ERROR, EXIT_DENIED, Flow, FlowContext
+from .deciding import decide_off_loop
 from .exec import text_to_run
 from .hold import Hold, decision_detail
 from .ports import ExitResult, RemoteCommand
@@ -165,7 +165,7 @@ class ScriptFlow(Flow):
     async def _statement(self, text: str, line: int) -> tuple[int, str] | None:
         """Decide one statement and send it; (status, message) when the script stops."""
         ctx = self.ctx
-        decision = decide(
+        decision = await decide_off_loop(
             ctx.policy,
             user=ctx.identity.user,
             groups=ctx.identity.groups,

@@ -33,7 +33,6 @@ import time
 from dataclasses import replace
 
 from ..errors import BastionError, UpstreamError
-from ..policy import decide
 from ..record import RecordingError
 from ..shell import (
     LineEditor,
@@ -50,6 +49,7 @@ from ..shell.capture import run_captured
 from ..shell.complete import RemoteCompleter
 from ..shell.state import parse_state, probe_command
 from .base import EXIT_BASTION_ERROR, EXIT_DENIED, Flow, FlowContext
+from .deciding import decide_off_loop
 from .exec import text_to_run
 from .hold import Hold, decision_detail
 from .ports import ExitResult, RemoteCommand
@@ -327,7 +327,7 @@ class ShellFlow(Flow):
         assert state is not None
         cwd = state.cwd
         self._entered = time.perf_counter()
-        decision = decide(
+        decision = await decide_off_loop(
             ctx.policy,
             user=ctx.identity.user,
             groups=ctx.identity.groups,
@@ -427,21 +427,21 @@ class ShellFlow(Flow):
             self.say(kept)
             return change.status
         exports, unset = kept
-        refused = self._judge_variables(state.new_variables(exports))
+        refused = await self._judge_variables(state.new_variables(exports))
         if refused:
             self.say(f"variables not kept: {refused}")
             return change.status or EXIT_DENIED
         state.keep(exports, unset)
         return change.status
 
-    def _judge_variables(self, new: dict[str, str]) -> str:
+    async def _judge_variables(self, new: dict[str, str]) -> str:
         """The policy judges carried variables as assignments in front of a command,
         since every later line runs with them (LD_PRELOAD, PATH, ...)."""
         if not new:
             return ""
         ctx = self.ctx
         probe = " ".join(f"{k}={shlex.quote(v)}" for k, v in new.items()) + " true"
-        decision = decide(
+        decision = await decide_off_loop(
             ctx.policy,
             user=ctx.identity.user,
             groups=ctx.identity.groups,

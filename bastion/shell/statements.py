@@ -7,6 +7,9 @@ by the policy's own reader (``bastion.policy.shparse``), so what is decided is w
 policy can read. A line the reader rejects outright (``fi`` alone, ``;;`` out of a
 ``case``) is an error at once; input that is still incomplete at end of file, or that
 grows past ``max_bytes`` without completing, is an error naming the line it began on.
+Past ``_EVERY_LINE_BYTES`` an open statement is re-read only each time it doubles, so a
+long one may take a few complete statements after it into the same decision (decided
+together, never split).
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ class Statement:
 
 
 _OFFSET = re.compile(r"at offset (\d+)")
+#: Up to this size an open statement is re-read at every line; past it, when it doubled
+#: (so a long here-doc costs O(n log n) reading, not O(n^2)).
+_EVERY_LINE_BYTES = 4096
 
 
 def _incomplete(error: ShellSyntaxError, text: str) -> bool:
@@ -52,6 +58,7 @@ class StatementReader:
         self._lines: list[str] = []
         self._start = 1
         self._next_line = 1
+        self._tried = 0  # bytes of the open statement when it was last read
         self.eof = False
 
     @property
@@ -108,14 +115,19 @@ class StatementReader:
             )
         if text.rstrip().endswith("\\") and not final:
             return None
+        if not final and len(text) > _EVERY_LINE_BYTES and len(text) < 2 * self._tried:
+            return None  # a long open statement is re-read as it doubles, not every line
+        self._tried = len(text)
         try:
             parse(text)
         except ShellSyntaxError as exc:
             if final or not _incomplete(exc, text):
                 self._lines = []
+                self._tried = 0
                 raise ScriptError(
                     f"the statement starting at line {self._start} cannot be read: {exc}"
                 ) from None
             return None
         self._lines = []
+        self._tried = 0
         return Statement(text, self._start)

@@ -294,3 +294,12 @@ def test_typing_fast_path_keeps_the_screen_model_true():
     results, out = _type([b"ec", b"ho", b" one", b"\x7f", b"e", b"\r"], 1)
     assert results == ["echo one"]
     assert b"echo one" in out.replace(b"\x1b[0m", b"")
+
+
+def test_a_long_here_doc_is_one_decision_and_nothing_is_lost():
+    body = b"".join(b"line %d of the document\n" % i for i in range(2000))
+    script = b"echo before\ncat <<EOF\n" + body + b"EOF\necho after\n"
+    found = _statements(script, chunk=4096)
+    assert found[0] == ("echo before", 1)
+    assert found[1][0].startswith("cat <<EOF\n") and found[1][1] == 2
+    assert "\n".join(text for text, _ in found) + "\n" == script.decode()
