@@ -20,8 +20,10 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 
 from .errors import ConfigError
+from .forwards import ForwardRule, ForwardSection, forward_rules
 from .identity.settings import IdentitySection, IdentitySettings, ProviderSection, load_identity
 from .policy import POLICY_SECTIONS, Policy, load_policy
+from .record.masking import MaskingConfig, MaskingSection, MaskSection, masking_config
 from .schema import Section, check
 from .tomlsource import TomlSource
 
@@ -156,6 +158,7 @@ class RecordingSection(Section):
     dir: str = "sessions"
     max_output_mb: Annotated[int, Field(ge=1, le=1 << 20)] = 64
     record_input: bool = False
+    max_binary_mb: Annotated[int, Field(ge=1, le=1 << 24)] = 1024
 
 
 class LimitsSection(Section):
@@ -257,6 +260,10 @@ class OwnSections(Section):
     shell: ShellSection = ShellSection()
     targets: list[TargetSection] = []
     trusted_ca: list[TrustedCASection] = []
+    # the data path: masking (bastion.record.masking) and forwards (bastion.forwards)
+    masking: MaskingSection = MaskingSection()
+    masks: list[MaskSection] = []
+    forwards: list[ForwardSection] = []
     # ---- identity (bastion.identity.settings owns these) ----
     identity: IdentitySection = IdentitySection()
     identity_providers: list[ProviderSection] = []
@@ -282,6 +289,7 @@ class RecordingConfig:
     dir: Path
     max_output_bytes: int = 64 * MIB
     record_input: bool = False
+    max_binary_bytes: int = 1024 * MIB
 
 
 @dataclass(frozen=True)
@@ -350,6 +358,8 @@ class Config:
     source: TomlSource
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     approvals: ApprovalsConfig = field(default_factory=ApprovalsConfig)
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    forwards: tuple[ForwardRule, ...] = ()
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     shell: ShellConfig = field(default_factory=ShellConfig)
 
@@ -372,6 +382,9 @@ OWN_SECTIONS = (
     "shell",
     "targets",
     "trusted_ca",
+    "masking",
+    "masks",
+    "forwards",
     "identity",
     "identity_providers",
 )
@@ -395,6 +408,7 @@ def _typed(sections: OwnSections, paths: HomePaths, source: TomlSource) -> dict[
         dir=_key_path(paths.home, r.dir),
         max_output_bytes=r.max_output_mb * MIB,
         record_input=r.record_input,
+        max_binary_bytes=r.max_binary_mb * MIB,
     )
     limits = LimitsConfig(**sections.limits.model_dump())
     a = sections.approvals
@@ -427,7 +441,11 @@ def _typed(sections: OwnSections, paths: HomePaths, source: TomlSource) -> dict[
             raise source.error(("trusted_ca", i, "name"), f"CA {ca.name!r} is listed twice")
         names.add(ca.name)
         cas.append(TrustedCAConfig(ca.name, ca.public_key, tuple(ca.default_groups)))
+    _unique_ids(source, "masks", [m.id for m in sections.masks])
+    _unique_ids(source, "forwards", [f.id for f in sections.forwards])
     return {
+        "masking": masking_config(sections.masking, sections.masks),
+        "forwards": forward_rules(sections.forwards),
         "server": server,
         "recording": recording,
         "limits": limits,
@@ -436,6 +454,14 @@ def _typed(sections: OwnSections, paths: HomePaths, source: TomlSource) -> dict[
         "targets": targets,
         "trusted_cas": cas,
     }
+
+
+def _unique_ids(source: TomlSource, section: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for i, ident in enumerate(ids):
+        if ident in seen:
+            raise source.error((section, i, "id"), f"id {ident!r} is used twice")
+        seen.add(ident)
 
 
 def _loose(mode: int, mask: int) -> bool:

@@ -132,7 +132,7 @@ def build_services(config: Config) -> Services:
     cert.write_certificate(str(paths.host_cert))
     config.recording.dir.mkdir(parents=True, exist_ok=True)
     config.recording.dir.chmod(0o750)
-    audit = AuditLog(paths.audit_log)
+    audit = AuditLog(paths.audit_log, redact=config.masking.for_audit().mask_text)
     store = SQLiteStore(paths.database)
     approvals = ApprovalService(
         store,

@@ -2,7 +2,7 @@
 
     python3 bench/run.py [--quick] [--json bench/results/latest.json] [--only throughput,...]
 
-Sections: throughput, setup, latency, keystrokes, scale, policy (see bench/README.md).
+Sections: throughput, binary, setup, latency, keystrokes, scale, policy (see bench/README.md).
 Everything runs on 127.0.0.1 in a temp dir (kept with --keep): a target sshd, the bastion
 (a subprocess, as in production), and a stock sshd as the OpenSSH jump host.
 """
@@ -26,10 +26,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import asyncclient  # noqa: E402
+import datapath  # noqa: E402
 import figures  # noqa: E402
 from world import World, build_world  # noqa: E402
 
-SECTIONS = ("throughput", "setup", "latency", "keystrokes", "scale", "policy")
+SECTIONS = ("throughput", "binary", "setup", "latency", "keystrokes", "scale", "policy")
 BENCH_DIR = Path(__file__).resolve().parent
 
 
@@ -84,6 +85,33 @@ def throughput_rows(world: World, sizes: Sizes, raw: dict[str, Any]) -> list[Row
                 f"{ratio:.2f}x",
                 ">= 1.0x -J (floor 0.6x)" + (" BELOW FLOOR" if ratio < 0.6 else ""),
                 ratio >= 1.0,
+            )
+        )
+    return rows
+
+
+def binary_rows(world: World, sizes: Sizes, raw: dict[str, Any]) -> list[Row]:
+    """Issue #14: a binary download through exec and SFTP, recording on."""
+    size = 100_000_000 if sizes is FULL else 30_000_000
+    data = raw["binary"] = datapath.binary_downloads(world, size, sizes.repeats)
+    rows = []
+    for key, label, goal in (
+        ("exec_gzip", "exec `cat` of a .gz", True),
+        ("sftp_gzip", "sftp get of a .gz", True),
+        ("exec_random", "exec `cat` of raw random bytes", False),
+        ("sftp_random", "sftp get of raw random bytes", False),
+    ):
+        best = {p: v["best_s"] for p, v in data[key].items()}
+        ratio = best["osjump"] / best["bastion"]  # speed ratio: > 1 is faster than -J
+        rows.append(
+            Row(
+                f"binary download {size // 1_000_000} MB, {label}",
+                f"{best['bastion']:.2f} s",
+                f"{best['osjump']:.2f} s",
+                f"{best['direct']:.2f} s",
+                f"{ratio:.2f}x",
+                ">= 0.9x -J wall time" if goal else "- (masking searches it)",
+                ratio >= 0.9 if goal else None,
             )
         )
     return rows
@@ -287,6 +315,7 @@ def policy_rows(world: World, sizes: Sizes, raw: dict[str, Any]) -> list[Row]:
 
 RUNNERS: dict[str, Callable[[World, Sizes, dict[str, Any]], list[Row]]] = {
     "throughput": throughput_rows,
+    "binary": binary_rows,
     "setup": setup_rows,
     "latency": latency_rows,
     "keystrokes": keystroke_rows,

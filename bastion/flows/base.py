@@ -22,6 +22,7 @@ from .ports import ClientChannel, ExitResult, Terminal, Upstream
 if TYPE_CHECKING:
     from ..approvals import ApprovalService
     from ..policy import Policy
+    from ..record.mask import Masker
 
 __all__ = [
     "EXIT_BASTION_ERROR",
@@ -58,6 +59,7 @@ class FlowContext:
     env: Mapping[str, str] = field(default_factory=dict)  # passed on to the target
     options: Mapping[str, str] = field(default_factory=dict)  # BASTION_* set by the client
     refusal: str = ""  # set by the adapter when the request itself was bad
+    masker: Masker | None = None  # masks live output without a PTY ([masking] live)
 
 
 class Flow:

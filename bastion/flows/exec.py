@@ -35,7 +35,10 @@ class ExecFlow(Flow):
     def __init__(self, ctx: FlowContext, command: str):
         super().__init__(ctx)
         self.command = command
-        self.relay = Relay(ctx.client, self._record_output)
+        # live masking only without a PTY: a terminal's screen is not a byte stream
+        self.relay = Relay(
+            ctx.client, self._record_output, masker=ctx.masker if ctx.term is None else None
+        )
         self.remote: RemoteCommand | None = None
         self.hold = Hold(ctx, self.say)
 
@@ -92,7 +95,7 @@ class ExecFlow(Flow):
 
     def _record_output(self, data: bytes) -> None:
         try:
-            self.ctx.recorder.output(data)
+            self.ctx.recorder.output(data, masked=self.relay.masking)
         except RecordingError as exc:
             # fail closed, and only this channel: the upstream connection is shared
             self.ctx.log.error("%s", exc)
@@ -189,6 +192,7 @@ class ExecFlow(Flow):
             return
         self.relay.attach(self.remote)
         result = await self.remote.wait()
+        self.relay.flush_masked()
         if self.finished:
             return
         if result.error:

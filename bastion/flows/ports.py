@@ -115,3 +115,7 @@ class Upstream(Protocol):
         """Open a channel and run ``command`` (never empty: the bastion never asks a
         target for a shell). Raises ``UpstreamError`` with a sentence on failure."""
         ...
+
+    async def start_sftp(self, *, sink: RemoteSink) -> RemoteCommand:
+        """Open the target's SFTP server; its replies go to ``sink`` as stdout."""
+        ...

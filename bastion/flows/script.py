@@ -45,7 +45,7 @@ class ScriptFlow(Flow):
     def __init__(self, ctx: FlowContext):
         super().__init__(ctx)
         self.reader = StatementReader(ctx.policy.max_command_bytes)
-        self.relay = Relay(ctx.client, self._record_output)
+        self.relay = Relay(ctx.client, self._record_output, masker=ctx.masker)  # no PTY
         self.remote: RemoteCommand | None = None
         self.hold = Hold(ctx, self.say)
         self._more = asyncio.Event()
@@ -210,6 +210,7 @@ class ScriptFlow(Flow):
         if self.remote is not None:
             self.remote.write_eof()
             result = await self.remote.wait()
+            self.relay.flush_masked()
         if self.finished:
             return
         if stop is not None:

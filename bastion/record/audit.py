@@ -1,7 +1,8 @@
 """Append-only JSON-lines audit log: one typed event a line.
 
 Each record is one ``os.write`` on a file opened with O_APPEND, so concurrent sessions
-never interleave inside a line and a crash leaves whole lines only.
+never interleave inside a line and a crash leaves whole lines only. With ``redact`` (the
+masking of ``mask.py``) every string in a record is masked before it is written.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +43,15 @@ log = logging.getLogger("bastion.audit")
 class AuditLog:
     """Writes events such as connection, auth, channel, decision, session_end."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, redact: Callable[[str], str] | None = None):
         self.path = path
+        self.redact = redact
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
 
     def write(self, event: str, **fields: Any) -> None:
+        if self.redact is not None:
+            fields = {key: _redacted(value, self.redact) for key, value in fields.items()}
         record = {"ts": round(time.time(), 6), "event": event, **fields}
         line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
         try:
@@ -58,3 +63,13 @@ class AuditLog:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _redacted(value: Any, redact: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, (list, tuple)):
+        return [_redacted(v, redact) for v in value]
+    if isinstance(value, dict):
+        return {k: _redacted(v, redact) for k, v in value.items()}
+    return value

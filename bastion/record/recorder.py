@@ -1,6 +1,8 @@
 """One channel's records: its cast, its audit events and its row in the session index.
 
-Flows call the recorder and never touch the three stores themselves. Every state change
+Flows call the recorder and never touch the three stores themselves. What it writes is
+masked (``mask.py``): output it is given unmasked (a terminal session's) goes through
+its own stream masker, markers and the cast header through the session's masker. Every state change
 (a decision, an approval request and its outcome, the end) is both an ``"m"`` marker in
 the cast and an audit event, so an investigator finds the same story in both. Opening
 fails with ``OSError`` when the cast cannot be created: the caller then runs nothing
@@ -18,6 +20,7 @@ from ..errors import BastionError
 from ..storage import SessionRow
 from .audit import AuditLog, bounded
 from .cast import CastWriter, cast_path
+from .mask import Masker, StreamMasker
 
 __all__ = ["RecordingError", "RecordingSettings", "SessionInfo", "SessionRecorder"]
 
@@ -57,13 +60,19 @@ class RecordingSettings:
     directory: Path
     max_output_bytes: int
     record_input: bool
+    max_binary_bytes: int = 1024 * 1024 * 1024
 
 
 class SessionRecorder:
     """Owns one channel's cast, audit events and index row."""
 
     def __init__(
-        self, info: SessionInfo, settings: RecordingSettings, audit: AuditLog, index: _Index
+        self,
+        info: SessionInfo,
+        settings: RecordingSettings,
+        audit: AuditLog,
+        index: _Index,
+        masker: Masker | None = None,
     ):
         self.info = info
         self.settings = settings
@@ -71,6 +80,8 @@ class SessionRecorder:
         self.index = index
         self.cast: CastWriter | None = None
         self.closed = False
+        self.masker = masker
+        self._stream = StreamMasker(masker) if masker else None
 
     @property
     def path(self) -> Path:
@@ -99,6 +110,9 @@ class SessionRecorder:
                 }
             },
             max_output_bytes=self.settings.max_output_bytes,
+            side_path=self.path.with_suffix(".bin"),
+            max_binary_bytes=self.settings.max_binary_bytes,
+            redact=self.masker.mask_text if self.masker else None,
         )
         self.index.session_started(
             SessionRow(
@@ -157,8 +171,11 @@ class SessionRecorder:
             except OSError as exc:
                 raise RecordingError(f"the session could not be recorded: {exc}") from None
 
-    def output(self, data: bytes) -> None:
+    def output(self, data: bytes, *, masked: bool = False) -> None:
+        """Bytes the client received; ``masked`` when the live stream was masked already."""
         if self.cast is not None:
+            if not masked and self._stream is not None:
+                data = self._stream.feed(data)
             try:
                 self.cast.output(data)
             except OSError as exc:
@@ -184,8 +201,16 @@ class SessionRecorder:
             return
         self.closed = True
         output_bytes = 0
+        side = None
         if self.cast is not None:
+            if self._stream is not None and self._stream.held:
+                try:
+                    self.cast.output(self._stream.flush())
+                except OSError:
+                    pass
             output_bytes = self.cast.output_bytes + self.cast.dropped_bytes
+            if self.cast.side is not None and self.cast.side.opened:
+                side = self.cast.side
             try:
                 self.cast.close(note or (f"exit status {status}" if status is not None else None))
             except OSError:
@@ -199,4 +224,13 @@ class SessionRecorder:
             exit_status=status,
             note=note,
             output_bytes=output_bytes,
+            **(
+                {
+                    "side_file": str(side.path),
+                    "side_bytes": side.size,
+                    "side_sha256": side.sha256.hexdigest(),
+                }
+                if side is not None
+                else {}
+            ),
         )

@@ -3,8 +3,8 @@
 A session channel on an inner (jump) or direct-mode connection goes to one target as
 one login. Its request picks the flow: ``exec`` runs one decided command; ``shell``
 (and an exec of a plain ``bash``/``sh``) gets the bastion's own shell with a terminal,
-its script reader without one; subsystems are refused with a sentence until their
-flows exist. Every channel gets its
+its script reader without one; the ``sftp`` subsystem is relayed request by request
+(``flows.sftp``); other subsystems are refused with a sentence. Every channel gets its
 own recorder; variables the client set are split into the bastion's own options
 (``BASTION_*``) and the locale variables passed on to the target.
 """
@@ -21,6 +21,7 @@ from ..flows.base import EXIT_DENIED, Flow, FlowContext
 from ..flows.exec import ExecFlow
 from ..flows.ports import ExitResult
 from ..flows.script import ScriptFlow
+from ..flows.sftp import SftpFlow
 from ..flows.shell import ShellFlow
 from ..identity import Identity
 from ..logs import ContextLog
@@ -98,11 +99,20 @@ def make_flow(route: Route, adapter: SessionAdapter, request: ChannelRequest) ->
         request.kind == "exec" and is_bare_shell(request.command or "")
     )
     record_input = config.shell.record_input if shell else config.recording.record_input
+    masker = config.masking.for_session(
+        route.identity.user, route.identity.groups, route.target.name, route.login
+    )
     recorder = SessionRecorder(
         info,
-        RecordingSettings(config.recording.dir, config.recording.max_output_bytes, record_input),
+        RecordingSettings(
+            config.recording.dir,
+            config.recording.max_output_bytes,
+            record_input,
+            config.recording.max_binary_bytes,
+        ),
         services.audit,
         services.store,
+        masker,
     )
     log = ContextLog(
         "bastion.session",
@@ -124,15 +134,18 @@ def make_flow(route: Route, adapter: SessionAdapter, request: ChannelRequest) ->
         env=forwardable_env(request.env),
         options={k: v for k, v in request.env.items() if is_bastion_option(k)},
         refusal=request.refusal,
+        masker=masker if config.masking.live else None,
     )
     if shell:
         return shell_flow(ctx, services)
     if request.kind == "exec":
         return ExecFlow(ctx, request.command or "")
+    if request.subsystem == "sftp":
+        return SftpFlow(ctx)
     return RefusedFlow(
         ctx,
         "unsupported",
-        f"the {request.subsystem} subsystem is not available through this bastion yet",
+        f"the {request.subsystem} subsystem is not available through this bastion",
     )
 
 

@@ -8,7 +8,9 @@ Outer connection (the client's TCP connection to the bastion):
 - reserved user names (``control.RESERVED_USERS``): the bastion's own verbs (approvals),
   never a target.
 Inner connection: the client authenticates again with the same certificate; its user
-name is the login on the target. Port, agent and X11 forwarding are refused.
+name is the login on the target. Agent and X11 forwarding and remote forwards (``-R``)
+are refused; a ``direct-tcpip`` request naming no target is a TCP forward, refused unless
+a ``[[forwards]]`` rule allows it (``forward.py``).
 
 A jump the identity may not make (no login on that target, a certificate without
 ``permit-port-forwarding``, over its limits) is still answered by an inner server that
@@ -44,6 +46,7 @@ from .adapter import SessionAdapter
 from .certs import TrustedCA, issue_host_cert, verify_user_cert
 from .channel import BastionServerChannel
 from .control import RESERVED_USERS, ControlSession
+from .forward import ForwardSession, forward_refusal, target_addresses
 from .login import LOGIN_USER, LoginSession
 from .login_auth import (
     check_login_key,
@@ -454,10 +457,7 @@ class BastionServer(asyncssh.SSHServer):
             raise asyncssh.ChannelOpenError(prohibited, "this connection cannot jump")
         target = self.services.config.targets.get(dest_host)
         if target is None:
-            name = clip(dest_host, 64)
-            reason = f"unknown target {name!r}: `ssh {self.identity.user}@BASTION` lists yours"
-            self._audit_refusal("jump", reason, target=clip(dest_host, 64))
-            raise asyncssh.ChannelOpenError(prohibited, reason)
+            return self._forward(dest_host, dest_port)
         if dest_port not in (22, target.port):
             reason = f"target {target.name} is reached on port 22 through the bastion"
             self._audit_refusal("jump", reason, target=target.name)
@@ -488,6 +488,38 @@ class BastionServer(asyncssh.SSHServer):
         self.channels += 1
         self.services.jumps_by_user[self.identity.user] += 1
         return chan, inner
+
+    def _forward(self, dest_host: str, dest_port: int) -> ForwardSession:
+        """A direct-tcpip request naming no target: an allowed forward, or refused."""
+        assert self.identity is not None
+        prohibited = asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED
+        config = self.services.config
+        refusal, rule = forward_refusal(config, self.identity, dest_host, dest_port)
+        refusal = refusal or self._expired() or self._channel_refusal()
+        if refusal:
+            if dest_port == 22 and not config.forwards:
+                name = clip(dest_host, 64)
+                refusal = f"unknown target {name!r}: `ssh {self.identity.user}@BASTION` lists yours"
+                self._audit_refusal("jump", refusal, target=name)
+            else:
+                self._audit_refusal("forward", refusal, dest=f"{clip(dest_host, 64)}:{dest_port}")
+            raise asyncssh.ChannelOpenError(prohibited, refusal)
+        self.log.info("forward to %s:%s allowed by %s", clip(dest_host, 64), dest_port, rule)
+        who = {"conn": self.label, "user": self.identity.user}
+        self.channels += 1
+
+        def closed() -> None:
+            self.channels -= 1
+
+        return ForwardSession(
+            dest_host,
+            dest_port,
+            rule,
+            who,
+            self.services.audit,
+            closed,
+            lambda: target_addresses(config),
+        )
 
     def _jump_refusal(self, target: Target) -> str:
         """Why this identity may not jump to ``target`` now ("" if it may)."""

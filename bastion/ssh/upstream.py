@@ -11,7 +11,9 @@ at once; its further commands wait their turn in its own queue, so one identity'
 never takes the channels another needs.
 
 ``TargetUpstream.start`` is the one place that opens a channel on a target, and it only
-ever sends an ``exec`` request with a non-empty command: never ``shell``. A lease on a
+ever sends an ``exec`` request with a non-empty command: never ``shell``.
+``TargetUpstream.start_sftp`` opens the target's ``sftp`` subsystem (and no other) for
+the bastion's SFTP relay, which judges every request before it is written there. A lease on a
 pooled connection is released on every exit path, a cancelled start included (a channel
 confirmed after its requester left is closed at once).
 
@@ -417,6 +419,15 @@ class TargetUpstream:
             give_back()
             raise
 
+    async def start_sftp(self, *, sink: RemoteSink) -> _RemoteSession:
+        """Open the target's SFTP server (subsystem ``sftp``) for the bastion's relay."""
+        give_back = await self.pool.turn(self.owner)
+        try:
+            return await self._open("", {}, None, sink, give_back, subsystem="sftp")
+        except BaseException:
+            give_back()
+            raise
+
     async def _open(
         self,
         command: str,
@@ -424,12 +435,15 @@ class TargetUpstream:
         term: Terminal | None,
         sink: RemoteSink,
         give_back: Callable[[], None],
+        subsystem: str | None = None,
     ) -> _RemoteSession:
         name = self.target.name
         for attempt in range(3):
             lease = await self.pool.lease(self.target, self.login)
             session = _RemoteSession(sink, name, lease.release)
-            opening = asyncio.ensure_future(self._create(lease, session, command, env, term))
+            opening = asyncio.ensure_future(
+                self._create(lease, session, command, env, term, subsystem)
+            )
             try:
                 await asyncio.shield(opening)
             except asyncio.CancelledError:
@@ -459,7 +473,19 @@ class TargetUpstream:
         command: str,
         env: Mapping[str, str],
         term: Terminal | None,
+        subsystem: str | None = None,
     ) -> None:
+        if subsystem is not None:
+            if subsystem != "sftp":
+                raise UpstreamError(f"the bastion opens no {subsystem!r} subsystem on targets")
+            await lease.conn.create_session(
+                lambda: session,
+                subsystem="sftp",
+                encoding=None,
+                window=WINDOW,
+                max_pktsize=MAX_PKTSIZE,
+            )
+            return
         # () means "no PTY" to asyncssh (with config=None), as the client asked.
         term_type: str | tuple[()] = ()
         term_size: tuple[int, int, int, int] | tuple[()] = ()

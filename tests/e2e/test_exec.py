@@ -141,18 +141,6 @@ def test_scp_classic_protocol_round_trip(world, tmp_path):
     assert back.read_bytes() == src.read_bytes()
 
 
-def test_sftp_subsystem_is_refused_with_a_reason(world):
-    r = subprocess.run(
-        ["sftp", "-F", str(world.alice.config), "-J", "bastion", TARGET],
-        input=b"ls\n",
-        capture_output=True,
-        timeout=60,
-    )
-    assert r.returncode != 0
-    assert b"sftp subsystem is not available" in r.stderr
-    assert b"scp -O" not in r.stderr  # never point users around the checks
-
-
 def test_many_commands_over_one_control_master_keep_their_status(world):
     """The exit status must reach the client before EOF lets the master close the channel."""
     opts = ["-o", "ControlMaster=auto", "-o", "ControlPersist=30"]

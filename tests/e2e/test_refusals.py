@@ -96,7 +96,7 @@ def test_no_raw_tcp_tunnel_to_an_address(world):
     # -W asks for a plain TCP forward to the sshd port: there is no target by that name.
     r = world.alice.ssh("-W", f"127.0.0.1:{world.sshd.port}", "bastion", input=b"")
     assert r.returncode == 255
-    assert b"unknown target '127.0.0.1'" in r.stderr
+    assert b"is a target's SSH port: use ssh -J" in r.stderr
 
 
 def test_login_not_allowed_for_groups(world):
