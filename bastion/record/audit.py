@@ -23,17 +23,14 @@ MAX_FIELD = 4096
 
 def bounded(text: str | None, limit: int = MAX_FIELD) -> dict[str, Any]:
     """A client-controlled text for an audit record: itself when short; else its first
-    ``limit`` characters, its length and its sha256 (the cast header keeps it whole)."""
+    ``limit`` characters and its length (the cast header keeps it whole, masked). No hash
+    of it: a hash of the unmasked text would let a weak secret in it be guessed."""
     if text is None or len(text) <= limit:
         return {"command": text}
-    import hashlib
-
-    data = text.encode("utf-8", "surrogatepass")
     return {
         "command": text[:limit],
         "command_truncated": True,
-        "command_bytes": len(data),
-        "command_sha256": hashlib.sha256(data).hexdigest(),
+        "command_bytes": len(text.encode("utf-8", "surrogatepass")),
     }
 
 
