@@ -34,6 +34,7 @@ __all__ = [
     "LimitsConfig",
     "RecordingConfig",
     "ServerConfig",
+    "ShellConfig",
     "Target",
     "TargetLogin",
     "TrustedCAConfig",
@@ -126,6 +127,10 @@ class HomePaths:
     @property
     def audit_log(self) -> Path:
         return self.home / "audit.jsonl"
+
+    @property
+    def history(self) -> Path:
+        return self.home / "history"
 
 
 # ---- schema: the sections this module owns ------------------------------------------
@@ -229,6 +234,21 @@ class TrustedCASection(Section):
     default_groups: list[str] = []
 
 
+class ShellSection(Section):
+    """[shell]: the bastion's interactive shell (bastion.flows.shell)."""
+
+    idle_timeout: str = "1h"  # at the prompt without a key; "0" never
+    history_size: Annotated[int, Field(ge=0, le=100_000)] = 1000
+    record_input: bool | None = None  # None: as [recording] record_input
+
+    @field_validator("idle_timeout")
+    @classmethod
+    def _idle(cls, value: str) -> str:
+        if value.strip() != "0":
+            parse_duration(value)
+        return value
+
+
 class OwnSections(Section):
     """The top level as far as this module is concerned (policy sections pass through)."""
 
@@ -237,6 +257,7 @@ class OwnSections(Section):
     recording: RecordingSection = RecordingSection()
     limits: LimitsSection = LimitsSection()
     approvals: ApprovalsSection = ApprovalsSection()
+    shell: ShellSection = ShellSection()
     targets: list[TargetSection] = []
     trusted_ca: list[TrustedCASection] = []
     # the data path: masking (bastion.record.masking) and forwards (bastion.forwards)
@@ -289,6 +310,13 @@ class ApprovalsConfig:
 
 
 @dataclass(frozen=True)
+class ShellConfig:
+    idle_timeout: int = 3600  # seconds; 0: never
+    history_size: int = 1000
+    record_input: bool = False
+
+
+@dataclass(frozen=True)
 class TargetLogin:
     login: str
     key_file: Path
@@ -333,6 +361,7 @@ class Config:
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     forwards: tuple[ForwardRule, ...] = ()
     identity: IdentitySettings = field(default_factory=IdentitySettings)
+    shell: ShellConfig = field(default_factory=ShellConfig)
 
     @property
     def home(self) -> Path:
@@ -350,6 +379,7 @@ OWN_SECTIONS = (
     "recording",
     "limits",
     "approvals",
+    "shell",
     "targets",
     "trusted_ca",
     "masking",
@@ -383,6 +413,12 @@ def _typed(sections: OwnSections, paths: HomePaths, source: TomlSource) -> dict[
     limits = LimitsConfig(**sections.limits.model_dump())
     a = sections.approvals
     approvals = ApprovalsConfig(a.approver_group, parse_duration(a.ttl), a.notify_url)
+    sh = sections.shell
+    shell = ShellConfig(
+        idle_timeout=0 if sh.idle_timeout.strip() == "0" else parse_duration(sh.idle_timeout),
+        history_size=sh.history_size,
+        record_input=r.record_input if sh.record_input is None else sh.record_input,
+    )
     targets: dict[str, Target] = {}
     for i, t in enumerate(sections.targets):
         if t.name in targets:
@@ -414,6 +450,7 @@ def _typed(sections: OwnSections, paths: HomePaths, source: TomlSource) -> dict[
         "recording": recording,
         "limits": limits,
         "approvals": approvals,
+        "shell": shell,
         "targets": targets,
         "trusted_cas": cas,
     }

@@ -9,6 +9,8 @@ connection to ``web1`` tunnelled through it, then the session.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import threading
 import time
 from typing import Any
@@ -202,6 +204,10 @@ async def _keystrokes(world: World, path: str, concurrency: int, keys: int) -> d
                 err = (await proc.stderr.read()).strip()
                 raise NotImplementedError(err or f"shell exited with {proc.exit_status}")
             await _drain(proc)
+        # every shell echoes once before the clock starts: a login shell that is still
+        # starting (a slow ~/.bashrc) would be measured as echo latency
+        await asyncio.gather(*(_echo_once(p, "x", 120) for p in procs))
+        await asyncio.gather(*(_drain(p) for p in procs))
 
         async def typist(proc: asyncssh.SSHClientProcess) -> None:
             for _ in range(keys):
@@ -219,14 +225,14 @@ async def _keystrokes(world: World, path: str, concurrency: int, keys: int) -> d
 def keystrokes(world: World, levels: tuple[int, ...], keys: int) -> dict[str, Any]:
     """Echo latency of one typed key in an interactive shell, bastion vs direct.
 
-    A shell the bastion refuses (not implemented yet) makes the figure ``n/a``.
+    A shell the bastion refuses (a limit, a target down) makes the figure ``n/a``.
     """
     out: dict[str, Any] = {}
     for level in levels:
         try:
             bastion = asyncio.run(_keystrokes(world, "bastion", level, keys))
         except NotImplementedError as exc:
-            return {"n/a": f"interactive shells not implemented yet ({str(exc)[:120]})"}
+            return {"n/a": f"the shell did not start ({str(exc)[:120]})"}
         direct = asyncio.run(_keystrokes(world, "direct", level, keys))
         out[str(level)] = {
             "bastion": bastion,
@@ -235,3 +241,62 @@ def keystrokes(world: World, levels: tuple[int, ...], keys: int) -> dict[str, An
             "added_p99_ms": bastion["p99_ms"] - direct["p99_ms"],
         }
     return out
+
+
+async def _line_once(proc: asyncssh.SSHClientProcess, n: int, timeout: float) -> float:
+    """Enter ``echo mN`` at a prompt; seconds until its output line (not the echo)."""
+    mark = f"m{n}x"
+    start = time.perf_counter()
+    proc.stdin.write(f"echo {mark}\r")
+    seen = ""
+    output = re.compile(rf"(?<!echo ){mark}\r\n")  # the output line, not the typed echo
+    while not output.search(seen):
+        chunk = await asyncio.wait_for(proc.stdout.read(4096), timeout)
+        if not chunk:
+            raise RuntimeError("the shell closed while waiting for a line's output")
+        seen += chunk
+    elapsed = time.perf_counter() - start
+    await _drain(proc)  # the next prompt
+    return elapsed
+
+
+async def _lines(world: World, path: str, lines: int) -> dict[str, Any]:
+    connect = _connect_bastion if path == "bastion" else _connect_direct
+    conns = [await connect(world)]
+    samples: list[float] = []
+    try:
+        proc = await conns[0][-1].create_process(
+            term_type="xterm", term_size=(200, 24), encoding="utf-8"
+        )
+        await asyncio.sleep(1.0)
+        await _drain(proc)
+        for n in range(lines):
+            samples.append(await _line_once(proc, n, 60))
+        proc.close()
+    finally:
+        _close(conns)
+    return {f"p{q}_ms": percentile(samples, q) * 1e3 for q in (50, 99)}
+
+
+def line_latency(world: World, lines: int) -> dict[str, Any]:
+    """Enter to output of ``echo`` in an interactive shell, bastion vs direct: what the
+    bastion adds is the line's decision and its own upstream channel (a direct shell
+    runs ``echo`` as a builtin in a shell that is already running)."""
+    audit = world.home / "audit.jsonl"
+    skip = len(audit.read_bytes().splitlines()) if audit.exists() else 0
+    bastion = asyncio.run(_lines(world, "bastion", lines))
+    direct = asyncio.run(_lines(world, "direct", lines))
+    own = [
+        record["decide_and_open_ms"] / 1e3
+        for record in map(json.loads, audit.read_bytes().splitlines()[skip:])
+        if record.get("event") == "shell_line"
+    ]
+    return {
+        "bastion": bastion,
+        "direct": direct,
+        "added_p50_ms": bastion["p50_ms"] - direct["p50_ms"],
+        "added_p99_ms": bastion["p99_ms"] - direct["p99_ms"],
+        # measured inside the bastion: from Enter to the line's channel being open
+        "decide_open_p50_ms": percentile(own, 50) * 1e3 if own else float("nan"),
+        "decide_open_p99_ms": percentile(own, 99) * 1e3 if own else float("nan"),
+    }

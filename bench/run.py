@@ -185,10 +185,28 @@ def latency_rows(world: World, sizes: Sizes, raw: dict[str, Any]) -> list[Row]:
 
 
 def keystroke_rows(world: World, sizes: Sizes, raw: dict[str, Any]) -> list[Row]:
+    # the line figure first: the direct path's 200 login shells load the machine after
+    line = raw["shell_line"] = asyncclient.line_latency(world, sizes.keys)
     data = raw["keystrokes"] = asyncclient.keystrokes(world, sizes.key_levels, sizes.keys)
     if "n/a" in data:
-        return [Row("keystroke echo, added p99", "n/a (interactive shells not implemented yet)")]
+        return [Row("keystroke echo, added p99", f"n/a: {data['n/a'][:80]}")]
     rows = []
+    rows.append(
+        Row(
+            "shell line: decision + channel open p50/p99",
+            f"{line['decide_open_p50_ms']:.2f}/{line['decide_open_p99_ms']:.2f} ms",
+            goal="<= 5 ms p50",
+            met=line["decide_open_p50_ms"] <= 5,
+        )
+    )
+    rows.append(
+        Row(
+            "shell line: Enter to output, added p50/p99",
+            f"{line['added_p50_ms']:.2f}/{line['added_p99_ms']:.2f} ms",
+            "-",
+            f"{line['direct']['p50_ms']:.2f}/{line['direct']['p99_ms']:.2f} ms",
+        )
+    )
     for level, figure in data.items():
         rows.append(
             Row(
@@ -196,8 +214,11 @@ def keystroke_rows(world: World, sizes: Sizes, raw: dict[str, Any]) -> list[Row]
                 f"{figure['added_p50_ms']:.2f}/{figure['added_p99_ms']:.2f} ms",
                 "-",
                 f"{figure['direct']['p50_ms']:.2f}/{figure['direct']['p99_ms']:.2f} ms",
-                goal="<= 2 ms p99 at 200" if level == "200" else "-",
-                met=figure["added_p99_ms"] <= 2 if level == "200" else None,
+                ratio="bastion {:.2f}/{:.2f}".format(
+                    figure["bastion"]["p50_ms"], figure["bastion"]["p99_ms"]
+                ),
+                goal="<= 2 ms p99",
+                met=figure["added_p99_ms"] <= 2,
             )
         )
     return rows
@@ -371,7 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(only) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown section(s) {', '.join(sorted(unknown))}; known: {SECTIONS}")
-    overrides = dict(item.split("=", 1) for item in args.set)
+    # the keystroke section holds 200 shells open at once for its one identity
+    overrides = {"limits.sessions_per_identity": "256"}
+    overrides.update(item.split("=", 1) for item in args.set)
     sizes = QUICK if args.quick else FULL
 
     root = Path(tempfile.mkdtemp(prefix="bastion-bench-"))

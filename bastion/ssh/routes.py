@@ -1,9 +1,10 @@
 """From an authenticated session channel to its flow: recorder, context, flow kind.
 
 A session channel on an inner (jump) or direct-mode connection goes to one target as
-one login. Its request picks the flow: ``exec`` runs one decided command; the ``sftp``
-subsystem is relayed request by request (``flows.sftp``); ``shell`` and other subsystems
-are refused with a sentence. Every channel gets its
+one login. Its request picks the flow: ``exec`` runs one decided command; ``shell``
+(and an exec of a plain ``bash``/``sh``) gets the bastion's own shell with a terminal,
+its script reader without one; the ``sftp`` subsystem is relayed request by request
+(``flows.sftp``); other subsystems are refused with a sentence. Every channel gets its
 own recorder; variables the client set are split into the bastion's own options
 (``BASTION_*``) and the locale variables passed on to the target.
 """
@@ -19,10 +20,14 @@ from ..config import Target
 from ..flows.base import EXIT_DENIED, Flow, FlowContext
 from ..flows.exec import ExecFlow
 from ..flows.ports import ExitResult
+from ..flows.script import ScriptFlow
 from ..flows.sftp import SftpFlow
+from ..flows.shell import ShellFlow
 from ..identity import Identity
 from ..logs import ContextLog
 from ..record import RecordingSettings, SessionInfo, SessionRecorder
+from ..shell import ShellSettings
+from ..shell.bare import is_bare_shell
 from .validate import forwardable_env, is_bastion_option
 
 if TYPE_CHECKING:
@@ -90,6 +95,10 @@ def make_flow(route: Route, adapter: SessionAdapter, request: ChannelRequest) ->
         width=term.width if term else 80,
         height=term.height if term else 24,
     )
+    shell = request.kind == "shell" or (
+        request.kind == "exec" and is_bare_shell(request.command or "")
+    )
+    record_input = config.shell.record_input if shell else config.recording.record_input
     masker = config.masking.for_session(
         route.identity.user, route.identity.groups, route.target.name, route.login
     )
@@ -98,7 +107,7 @@ def make_flow(route: Route, adapter: SessionAdapter, request: ChannelRequest) ->
         RecordingSettings(
             config.recording.dir,
             config.recording.max_output_bytes,
-            config.recording.record_input,
+            record_input,
             config.recording.max_binary_bytes,
         ),
         services.audit,
@@ -127,16 +136,10 @@ def make_flow(route: Route, adapter: SessionAdapter, request: ChannelRequest) ->
         refusal=request.refusal,
         masker=masker if config.masking.live else None,
     )
-    where = f"{route.login}@{route.target.name}"
+    if shell:
+        return shell_flow(ctx, services)
     if request.kind == "exec":
         return ExecFlow(ctx, request.command or "")
-    if request.kind == "shell":
-        return RefusedFlow(
-            ctx,
-            "unsupported",
-            "interactive shells are not available through this bastion yet; run one "
-            f"command at a time: ssh -J <bastion> {where} 'COMMAND'",
-        )
     if request.subsystem == "sftp":
         return SftpFlow(ctx)
     return RefusedFlow(
@@ -144,3 +147,18 @@ def make_flow(route: Route, adapter: SessionAdapter, request: ChannelRequest) ->
         "unsupported",
         f"the {request.subsystem} subsystem is not available through this bastion",
     )
+
+
+def shell_flow(ctx: FlowContext, services: Services) -> Flow:
+    """The bastion's own shell: line editor with a terminal, script reader without."""
+    if ctx.term is None:
+        return ScriptFlow(ctx)
+    config = services.config
+    settings = ShellSettings(
+        history_dir=config.paths.history,
+        history_size=config.shell.history_size,
+        idle_timeout=float(config.shell.idle_timeout),
+        record_input=config.shell.record_input,
+        side_timeout=config.server.connect_timeout,
+    )
+    return ShellFlow(ctx, settings)

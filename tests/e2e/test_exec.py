@@ -77,10 +77,12 @@ def test_control_master_reuse(world):
         world.alice.ssh(*opts, "-O", "exit", TARGET)
 
 
-def test_shell_is_refused_with_a_reason(world):
-    r = world.alice.ssh("-tt", "-J", "bastion", TARGET)
-    assert r.returncode != 0
-    assert b"interactive shells are not available" in r.stderr
+def test_shell_request_gets_the_bastions_own_shell(world):
+    """No command: the bastion's shell (its script reader without a terminal; the
+    line editor is tested in test_shell.py)."""
+    r = world.alice.ssh("-T", "-J", "bastion", TARGET, input=b"echo from-the-script\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"from-the-script\n"
 
 
 def test_jump_mode_session_on_bastion_explains(world):

@@ -177,3 +177,32 @@ def test_target_without_groups_is_usable_by_nobody(home, tmp_path):
 )
 def test_parse_listen(text, expected):
     assert parse_listen(text) == expected
+
+
+# ---- [shell] ---------------------------------------------------------------------------
+
+
+def test_shell_section_defaults_and_overrides(home):
+    config = load_config(home)
+    assert (config.shell.idle_timeout, config.shell.history_size) == (3600, 1000)
+    assert config.shell.record_input is False
+    _write(home, "[recording]\nrecord_input = true\n[shell]\nidle_timeout = '0'\n")
+    config = load_config(home)
+    assert config.shell.idle_timeout == 0 and config.shell.record_input is True
+    _write(home, "[recording]\nrecord_input = true\n[shell]\nrecord_input = false\n")
+    assert load_config(home).shell.record_input is False
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        ("[shell]\nidle_timeout = 'soon'\n", "shell.idle_timeout", "bad duration"),
+        ("[shell]\nidle_timeout = 60\n", "shell.idle_timeout", "must be a string"),
+        ("[shell]\nhistory_size = -1\n", "shell.history_size", "at least 0"),
+        ("[shell]\nrecord_input = 'no'\n", "shell.record_input", "true or false"),
+    ],
+)
+def test_shell_section_errors(home, text, key, words):
+    _write(home, text)
+    err = _error(home)
+    assert err.key == key and words in str(err)

@@ -1,0 +1,221 @@
+"""A shell without a terminal (``ssh host < script.sh``, ``ssh host bash -s``): the script
+on stdin is decided statement by statement.
+
+The bastion cuts stdin into statements (``bastion.shell.statements``; a statement may
+span lines), decides each, and feeds the allowed ones, in order, to one ``bash -s`` on
+the target, so variables, functions and ``set -e`` work as in any script. A statement is
+sent only once it is decided; a held one waits for its approval like an exec command
+(``BASTION_WAIT=0``: it is filed and the script stops with status 75). A denied or
+unreadable statement, or a refused hold, stops the script: what was sent before it
+finishes, nothing after it is sent, one line says why, and the status is non-zero (77
+denied, 75 held, 65 unreadable).
+
+Limits: decisions are made without the working directory (``cd`` in a script is not
+followed; relative paths are judged as such); a command in the script that reads stdin
+reads the statements sent after it, as with ``bash -s`` itself (they were decided).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ..errors import BastionError
+from ..record import RecordingError
+from ..shell import ScriptError, StatementReader
+from .base import EXIT_BASTION_ERROR, EXIT_DENIED, Flow, FlowContext
+from .deciding import decide_off_loop
+from .exec import text_to_run
+from .hold import Hold, decision_detail
+from .ports import ExitResult, RemoteCommand
+from .relay import Relay
+
+__all__ = ["EXIT_UNREADABLE", "SCRIPT_RUNNER", "ScriptFlow"]
+
+#: Exit status when the script cannot be read (sysexits EX_DATAERR).
+EXIT_UNREADABLE = 65
+#: What runs on the target and reads the decided statements.
+SCRIPT_RUNNER = "exec bash -s"
+#: Script bytes kept unread before the client is paused.
+_READ_AHEAD = 256 * 1024
+
+
+class ScriptFlow(Flow):
+    """Stdin as a script: read, decide, send, statement by statement."""
+
+    def __init__(self, ctx: FlowContext):
+        super().__init__(ctx)
+        self.reader = StatementReader(ctx.policy.max_command_bytes)
+        self.relay = Relay(ctx.client, self._record_output, masker=ctx.masker)  # no PTY
+        self.remote: RemoteCommand | None = None
+        self.hold = Hold(ctx, self.say)
+        self._more = asyncio.Event()
+        self._paused = False
+
+    # ---- events ----
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.ctx.recorder.input(data)
+        except RecordingError:
+            pass
+        self.reader.feed(data)
+        self._more.set()
+        if self.reader.buffered > _READ_AHEAD and not self._paused:
+            self._paused = True
+            self.ctx.client.pause_reading()
+
+    def eof_received(self) -> None:
+        self.reader.end()
+        self._more.set()
+
+    def signal_received(self, name: str) -> None:
+        if self.remote is not None:
+            self.remote.signal(name)
+        elif self.hold.pending:
+            self.hold.cancel(f"cancelled by the requester (signal {name})")
+
+    def client_paused(self) -> None:
+        self.relay.client_paused()
+
+    def client_resumed(self) -> None:
+        self.relay.client_resumed()
+
+    def client_gone(self) -> None:
+        self.hold.cancel("the requester disconnected")
+        self.relay.close()
+        if self.remote is not None:
+            self.remote.close()
+
+    def shutdown(self) -> None:
+        self.relay.close()
+        if self.remote is not None:
+            self.remote.close()
+        super().shutdown()
+
+    def _record_output(self, data: bytes) -> None:
+        try:
+            self.ctx.recorder.output(data)
+        except RecordingError as exc:
+            self.ctx.log.error("%s", exc)
+            if self.remote is not None:
+                self.remote.close()
+            self.relay.close()
+            self.finish(ExitResult(status=EXIT_BASTION_ERROR, error=str(exc)), str(exc))
+
+    # ---- the flow ----
+    async def run(self) -> None:
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            await self.hold.cancel_now()
+            if not self.finished:
+                self.gone(self.hold.cancel_reason or "client disconnected")
+            raise
+        except BastionError as exc:
+            self.finish(ExitResult(status=EXIT_BASTION_ERROR, error=str(exc)), str(exc))
+        except Exception:
+            self.ctx.log.exception("script flow failed")
+            self.finish(
+                ExitResult(status=EXIT_BASTION_ERROR, error="internal error"),
+                "internal error in the bastion; see its log",
+            )
+        finally:
+            self.relay.close()
+
+    async def _run(self) -> None:
+        ctx = self.ctx
+        try:
+            ctx.recorder.open()
+        except OSError as exc:
+            ctx.log.error("cannot open the recording: %s", exc)
+            self.finish(
+                ExitResult(status=EXIT_BASTION_ERROR, error="recording failed"),
+                "the session cannot be recorded; nothing was run",
+            )
+            return
+        if ctx.refusal:
+            rule, _, reason = ctx.refusal.partition(": ")
+            ctx.recorder.decision("deny", rule, reason)
+            self.finish(ExitResult(status=EXIT_DENIED), f"denied ({rule}): {reason}")
+            return
+        stop: tuple[int, str] | None = None
+        while stop is None and not self.finished:
+            try:
+                statement = self.reader.next()
+            except ScriptError as exc:
+                ctx.recorder.decision("deny", "unreadable-script", str(exc))
+                stop = (EXIT_UNREADABLE, f"script stopped: {exc}")
+                break
+            if statement is None:
+                if self.reader.eof:
+                    break
+                self._resume()
+                self._more.clear()
+                await self._more.wait()
+                continue
+            if not statement.text.strip():
+                continue
+            stop = await self._statement(statement.text, statement.line)
+        await self._end(stop)
+
+    def _resume(self) -> None:
+        if self._paused:
+            self._paused = False
+            self.ctx.client.resume_reading()
+
+    async def _statement(self, text: str, line: int) -> tuple[int, str] | None:
+        """Decide one statement and send it; (status, message) when the script stops."""
+        ctx = self.ctx
+        decision = await decide_off_loop(
+            ctx.policy,
+            user=ctx.identity.user,
+            groups=ctx.identity.groups,
+            target=ctx.target,
+            login=ctx.login,
+            command=text,
+        )
+        ctx.recorder.decision(
+            decision.action, decision.rule, decision.reason, decision.commands, command=text
+        )
+        detail = decision_detail(decision)
+        if decision.action == "deny":
+            return EXIT_DENIED, f"script stopped at line {line}: denied ({decision.rule}): {detail}"
+        run = text_to_run(decision, text)
+        if decision.action == "review":
+            waiting = ctx.options.get("BASTION_WAIT", "1").strip().lower() not in (
+                "0",
+                "no",
+                "false",
+            )
+            outcome = await self.hold.seek(
+                decision, command=text, run=run, cwd=None, waiting=waiting
+            )
+            if outcome.run is None:
+                return outcome.status, f"script stopped at line {line}: {outcome.message}"
+            run = outcome.run
+        remote = await self._runner()
+        remote.write((run + "\n").encode("utf-8", errors="surrogateescape"))
+        return None
+
+    async def _runner(self) -> RemoteCommand:
+        if self.remote is None:
+            ctx = self.ctx
+            self.remote = await ctx.upstream.start(
+                SCRIPT_RUNNER, env=ctx.env, term=None, sink=self.relay
+            )
+            self.relay.attach(self.remote)
+        return self.remote
+
+    async def _end(self, stop: tuple[int, str] | None) -> None:
+        result = ExitResult(status=0)
+        if self.remote is not None:
+            self.remote.write_eof()
+            result = await self.remote.wait()
+            self.relay.flush_masked()
+        if self.finished:
+            return
+        if stop is not None:
+            self.finish(ExitResult(status=stop[0]), stop[1])
+        elif result.error:
+            self.finish(result, result.error)
+        else:
+            self.finish(result)
