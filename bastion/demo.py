@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from .config import load_config
-from .home import add_target, init_home
+from .home import add_target, cert_authority_line, init_home
 from .logs import setup_logging
 from .service import build_services, run_until_stopped
 from .ssh.certs import generate_key, issue_user_cert, load_private_key, write_private_key
@@ -42,13 +42,19 @@ def prepare_demo(home: Path, user: str, bastion_port: int) -> tuple[LocalSshd, P
         host_key=sshd.host_key_pub.read_text().strip(),
     )
     client = home / "client"
-    client_key = generate_key()
-    write_private_key(client_key, client / "id_ed25519", f"{user} demo key")
     ca = load_private_key(home / "keys" / "user_ca")
-    cert = issue_user_cert(ca, client_key, principals=[user], groups=["demo"], ttl=8 * 3600)
-    cert.write_certificate(str(client / "id_ed25519-cert.pub"))
-    host_ca = (home / "keys" / "host_ca.pub").read_text().strip()
-    (client / "known_hosts").write_text(f"@cert-authority * {host_ca}\n")
+    # you (group demo) and a second person who may approve what the policy holds
+    for directory, principal, groups in (
+        (client, user, ["demo"]),
+        (home / "approver", "approver", ["approvers"]),
+    ):
+        key = generate_key()
+        write_private_key(key, directory / "id_ed25519", f"{principal} demo key")
+        cert = issue_user_cert(ca, key, principals=[principal], groups=groups, ttl=8 * 3600)
+        cert.write_certificate(str(directory / "id_ed25519-cert.pub"))
+    line = cert_authority_line(load_config(home, check_keys=False), port=bastion_port)
+    for directory in (client, home / "approver"):
+        (directory / "known_hosts").write_text(line + "\n")
     ssh_config = client / "ssh_config"
     ssh_config.write_text(f"""\
 Host bastion
@@ -75,6 +81,7 @@ def run_demo(port: int, home: Path | None, user: str) -> None:
         port = free_port()
     sshd, ssh_config = prepare_demo(root, user, port)
     cfg = shlex.quote(str(ssh_config))
+    approver = shlex.quote(str(root / "approver"))
     click.echo(f"""
 bastion demo is up.
   home:      {root}
@@ -83,8 +90,18 @@ bastion demo is up.
 
 Try (another terminal):
   ssh -F {cfg} -J bastion {user}@demo 'uname -a; id'
-  ssh -F {cfg} -J bastion {user}@demo 'rm -rf /'        # held or denied by policy
+  ssh -F {cfg} -J bastion {user}@demo                    # the bastion's own shell
   ssh -F {cfg} -p {port} {user}@demo@127.0.0.1 'hostname' # direct mode
+  bastion policy check --home {shlex.quote(str(root))} -- 'rm -rf /'   # denied, never sent
+
+A command the policy holds waits for someone else's approval, e.g. a command name
+known only at run time (harmless: it prints "hi"):
+  ssh -F {cfg} -J bastion {user}@demo 'c=echo; $c hi'
+and, as the demo's approver, in a third terminal:
+  bastion-cli --bastion 127.0.0.1:{port} -i {approver}/id_ed25519 \\
+      --known-hosts {approver}/known_hosts requests
+  bastion-cli --bastion 127.0.0.1:{port} -i {approver}/id_ed25519 \\
+      --known-hosts {approver}/known_hosts approve ID
 
 Recordings land in {root}/sessions/ ; replay one with:
   asciinema play {root}/sessions/YYYY/MM/DD/<session>.cast

@@ -55,6 +55,11 @@ class ControlSession(asyncssh.SSHServerSession[bytes]):
     def session_started(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
 
+    def eof_received(self) -> bool:
+        # `ssh ... < /dev/null` sends EOF at once: keep our side open for the answer
+        # (asyncssh would otherwise half-close it before the verb has run)
+        return True
+
     async def _run(self) -> None:
         if self.command is None:
             self._answer(2, {"error": "give a verb", "usage": USAGE})

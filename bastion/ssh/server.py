@@ -598,6 +598,9 @@ class _MessageSession(asyncssh.SSHServerSession[bytes]):
         self.chan.write_stderr(("\r\n".join(self.lines) + "\r\n").encode())
         self.chan.exit(self.status)
 
+    def eof_received(self) -> bool:
+        return True  # our answer is on its way: no half-close before it
+
 
 def _help_lines(server: BastionServer) -> list[str]:
     assert server.identity is not None

@@ -370,3 +370,21 @@ def test_a_rule_can_ask_for_two_approvers_of_its_own_group(world, tmp_path):
         assert proc.returncode == 0 and out == b"two-person-ok\n", err
     finally:
         bastion.stop()
+
+
+def test_plain_ssh_can_speak_to_the_control_user(approvals):
+    """An approver with nothing but OpenSSH: `ssh -l bastion-ctl bastion VERB` answers in
+    JSON even though ssh closes its stdin at once."""
+    bastion, p = approvals
+    proc, rid = _held(p["alice"], "c=echo; $c by-plain-ssh")
+    try:
+        r = p["bob"].ssh("-l", "bastion-ctl", "bastion", "approve", rid, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["request"]["status"] == "approved"
+        out, err = proc.communicate(timeout=30)
+        assert out == b"by-plain-ssh\n", err
+        shell = p["bob"].ssh("-l", "bastion-ctl", "bastion", timeout=30)
+        assert shell.returncode == 2 and b"usage" in shell.stdout
+    finally:
+        if proc.poll() is None:
+            proc.kill()
