@@ -24,6 +24,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bastion.logs import capture_warnings  # noqa: E402
+
+capture_warnings()  # library warnings (cryptography on asyncssh's import) stay out of the table
 
 import asyncclient  # noqa: E402
 import datapath  # noqa: E402

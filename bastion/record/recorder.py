@@ -80,12 +80,15 @@ class SessionRecorder:
         self.index = index
         self.cast: CastWriter | None = None
         self.closed = False
+        self._path: Path | None = None
         self.masker = masker
         self._stream = StreamMasker(masker) if masker else None
 
     @property
     def path(self) -> Path:
-        return cast_path(self.settings.directory, self.info.session_id)
+        if self._path is None:  # the day's directory, fixed at the first use
+            self._path = cast_path(self.settings.directory, self.info.session_id)
+        return self._path
 
     def open(self) -> None:
         """Create the cast, announce the channel; OSError if it cannot be recorded."""

@@ -24,6 +24,8 @@ from .interface import Approval, ApprovalRequest, IssuedCertificate, Revocation,
 __all__ = ["SQLiteStore"]
 
 log = logging.getLogger("bastion.storage")
+#: How long session-index writes gather before they go to the worker in one transaction.
+BATCH_SECONDS = 0.05
 T = TypeVar("T")
 
 _SCHEMA = """
@@ -141,6 +143,8 @@ class SQLiteStore:
         self.path = path
         create_private_file(path)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bastion-sqlite")
+        self._pending: list[tuple[str, str, tuple[Any, ...]]] = []
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._db: sqlite3.Connection = self._pool.submit(self._open).result()
 
     def _open(self) -> sqlite3.Connection:
@@ -156,14 +160,43 @@ class SQLiteStore:
         return await asyncio.wrap_future(self._pool.submit(fn))
 
     def _fire(self, what: str, sql: str, args: tuple[Any, ...]) -> None:
-        """Queue an index write; a failure is logged, never raised into a session."""
+        """Queue an index write; a failure is logged, never raised into a session.
+
+        Writes are gathered for ``BATCH_SECONDS`` and run as one transaction: one hand-off
+        to the worker thread for many sessions' rows, instead of three per command (each
+        hand-off makes the event loop's socket writes wait for the GIL)."""
+        self._pending.append((what, sql, args))
+        if self._flush_timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no event loop (an admin command): write now
+                self._flush()
+                return
+            self._flush_timer = loop.call_later(BATCH_SECONDS, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_timer = None
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+
+        def write() -> None:
+            self._db.execute("BEGIN")
+            try:
+                for what, sql, args in batch:
+                    try:
+                        self._db.execute(sql, args)
+                    except sqlite3.Error as exc:
+                        log.error("session index write failed in %s: %s", what, exc)
+            finally:
+                self._db.execute("COMMIT")
 
         def done(future: Future[Any]) -> None:
             exc = future.exception()
             if exc is not None:
-                log.error("session index write failed in %s: %s", what, exc)
+                log.error("session index write failed: %s", exc)
 
-        self._pool.submit(self._db.execute, sql, args).add_done_callback(done)
+        self._pool.submit(write).add_done_callback(done)
 
     # ---- session index ----
     def session_started(self, row: SessionRow) -> None:
@@ -190,6 +223,8 @@ class SQLiteStore:
         )
 
     async def recent_sessions(self, limit: int = 50) -> list[SessionRow]:
+        self._flush()  # what was just written is read back
+
         def query() -> list[SessionRow]:
             rows = self._db.execute(
                 "SELECT id, started, user, target, login, kind, command, cast_path, decision,"
@@ -385,6 +420,10 @@ class SQLiteStore:
         return await self._run(query)
 
     async def close(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+        self._flush()
+
         def close() -> None:
             self._db.close()
 
@@ -395,5 +434,8 @@ class SQLiteStore:
 
     def close_now(self) -> None:
         """Close from synchronous code (admin commands, shutdown paths)."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+        self._flush()
         self._pool.submit(self._db.close).result()
         self._pool.shutdown(wait=True)
