@@ -270,7 +270,11 @@ class Policy:
         rules = scoped.for_command(cmd)
         if cmd.program == "?" and not cmd.words and not cmd.redirects:
             rules = []  # a bare run-time name (eval "$(x)"): every rule is a maybe, none tells
-        best: tuple[int, str, Rule | FileRule] | None = None
+        # With a name only known at run time every rule is a maybe; the one named is one
+        # whose conditions on the arguments hold for sure (destructive-rm for
+        # `$(which rm) -rf /`), else none is (see below). (severity, tells, action, rule)
+        hidden = sorted(cmd.tags & {"dynamic-command", "glob-command"})
+        best: tuple[int, bool, str, Rule | FileRule] | None = None
         allowed: Rule | None = None
         for rule in rules:
             m = rule.match(cmd)
@@ -283,8 +287,9 @@ class Policy:
             action = rule.action
             if m is None and SEVERITY[self.on_unknown] < SEVERITY[action]:
                 action = self.on_unknown
-            if best is None or SEVERITY[action] > best[0]:
-                best = (SEVERITY[action], action, rule)
+            tells = not hidden or m is True or rule.covers_arguments(cmd)
+            if best is None or (SEVERITY[action], tells) > best[:2]:
+                best = (SEVERITY[action], tells, action, rule)
         if scoped.files:
             for op, word in command_ops(cmd):
                 for frule in scoped.files:
@@ -297,9 +302,16 @@ class Policy:
                     if fm is None and SEVERITY[self.on_unknown] < SEVERITY[action]:
                         action = self.on_unknown
                     if best is None or SEVERITY[action] > best[0]:
-                        best = (SEVERITY[action], action, frule)
+                        best = (SEVERITY[action], True, action, frule)
         if best is not None:
-            _, action, winner = best
+            _, tells, action, winner = best
+            if not tells:
+                # the rule only "maybe" matched because the name is unknown: naming it
+                # ("disk-wipe" for `$c hi`) would claim a reading the bastion does not
+                # have; its approval settings still apply, so nothing gets easier
+                approval = winner.approval if action == "review" else NO_APPROVAL
+                reason = TAG_TEXT[hidden[0]] + ", so any rule could apply"
+                return Verdict(action, "on_unknown", reason, approval)
             msg = winner.message or (
                 "" if action == winner.action else "an operand is only known at run time"
             )

@@ -73,7 +73,7 @@ class FileRule:
         static = word.value.split(DYN, 1)[0]
         if word.dynamic and not static.startswith(("/", "~")):
             return False
-        samples = [x for x in _samples(self.paths) if self.matches(op, x)]
+        samples = _matching_samples(self.paths, self.not_paths)
         if word.dynamic:  # its known text must fit: "/$X/p" is never /etc/shadow
             head = resolve_path(static, cwd) if static not in ("/", "~") else static
             if head is None:
@@ -91,6 +91,13 @@ class FileRule:
 @lru_cache(maxsize=256)
 def _test(patterns: tuple[str, ...]) -> Callable[[str], bool]:
     return path_test(patterns)
+
+
+@lru_cache(maxsize=1024)
+def _matching_samples(paths: tuple[str, ...], not_paths: tuple[str, ...]) -> tuple[str, ...]:
+    """The samples of ``paths`` that the rule judges (computed once per rule, not per word)."""
+    test, unjudged = _test(paths), _test(not_paths) if not_paths else None
+    return tuple(x for x in _samples(paths) if test(x) and not (unjudged and unjudged(x)))
 
 
 @lru_cache(maxsize=256)

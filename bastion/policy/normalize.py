@@ -196,6 +196,12 @@ _TERMINAL_PROGRAMS = _EDITORS | frozenset(
 PAGERS = frozenset({"less", "more", "most", "pg", "man"})
 #: Options that only print something and exit
 _INFO_ONLY = frozenset({"--version", "-V", "--help", "-?", "-l", "--list"})
+#: redis-cli modes that print and exit (or stream) without reading commands typed at it
+#: (not --rdb FILE, which writes a dump wherever it is told)
+_REDIS_MODES = frozenset(
+    "--scan --stat --latency --latency-history --latency-dist --bigkeys --memkeys "
+    "--hotkeys --lru-test --intrinsic-latency --replica".split()
+)
 _WRITES = frozenset({">", ">>", ">|", "&>", "&>>", "<>", ">&"})
 #: Programs ``special`` reads its own way (no unknown-program reading for them).
 _HANDLED = (
@@ -210,6 +216,16 @@ _HANDLED = (
     | {"enable", "fc", "r", "mapfile", "readarray", "complete", "compgen", "bind", "parted"}
     | {"export", "declare", "typeset", "local", "readonly", "git", "ip", "pkill", "killall"}
 )
+#: Builtins whose NAME=VALUE operands assign (and may export) a variable.
+_DECLARERS = frozenset({"export", "declare", "typeset", "local", "readonly"})
+_DECLARED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[[^\]]*\])?\+?=")
+
+
+def _declared(args: list[Word]) -> tuple[str, ...]:
+    """The variable names ``export A=1 B+=2 C[0]=3`` assigns (options left out)."""
+    return tuple(m.group(1) for w in args if (m := _DECLARED.match(w.value)))
+
+
 _CONTAINER_SPEC = spec(
     "e:u:w:v:p:l:m:h:n:c:itdPqT",
     "env env-file user workdir detach-keys volume "
@@ -495,6 +511,8 @@ class Normalizer(ScriptReadings, ToolReadings):
                     set(),
                     assigns,
                 )
+        if name in _DECLARERS:  # export LD_PRELOAD=x.so: an assignment later commands see
+            assigns += _declared(args)
         cmd = self.emit(name, args, sc, via, tags, assigns, sql, at=at, limit=limit)
         written = [t for op, t in cmd.redirects if op in _WRITES]
         if written and not self.startup_write(name, args, sc, written, via, depth):
@@ -541,7 +559,7 @@ class Normalizer(ScriptReadings, ToolReadings):
                 tags.add("dynamic-code")
         elif name in ("source", "."):
             tags.add("source")
-        elif name in ("export", "declare", "typeset", "local", "readonly"):
+        elif name in _DECLARERS:
             if any(
                 w.value.startswith("PATH=") and path_hijack(Word(w.value[5:], w.raw[5:], w.dynamic))
                 for w in args
@@ -1037,7 +1055,7 @@ class Normalizer(ScriptReadings, ToolReadings):
             parts += [w.value for w in read.operands]
         if name == "cockroach":
             parts += [w.value for w in read.operands if w.value != "sql"]
-        file_opts = _SQL_FILE_OPTS if redis else _SQL_FILE_OPTS - {"--eval"}
+        file_opts = {"--eval"} if redis else _SQL_FILE_OPTS - {"--eval"}  # redis -i: interval
         files = [v for o, v in read.options if v is not None and o in file_opts]
         if name in ("mongo", "mongosh"):
             files += [w for w in read.operands if w.value.endswith(".js")]
@@ -1050,7 +1068,8 @@ class Normalizer(ScriptReadings, ToolReadings):
             tags.add("script-file")  # psql -f x.sql, redis-cli --eval x.lua: unseen code
         if from_stdin:
             texts, kind = stdin_of(sc)
-            if kind == "none" and not parts and not _INFO_ONLY & {o for o, _ in read.options}:
+            no_shell = _INFO_ONLY | _REDIS_MODES if redis else _INFO_ONLY
+            if kind == "none" and not parts and not no_shell & {o for o, _ in read.options}:
                 tags.add("takes-terminal")  # psql: a SQL shell on the session's stdin (\!)
             if kind == "unknown" and not _reads_null(sc):
                 tags.add("script-file")  # psql < dump.sql, cat x | mysql: SQL we cannot see

@@ -145,6 +145,13 @@ NO_APPROVAL = Approval()
 
 Match = bool | None  # None: maybe (only known at run time)
 
+#: What the rule keys ask of a command's arguments (``Rule.covers_arguments``); a name
+#: no program has stands in for one only known at run time.
+_ARGUMENT_KEYS = (
+    "subcommand options options_all args operands dest_paths paths redirects overwrites sql assigns"
+).split()
+_ANY_NAME = "\0any-program"
+
 
 def _glob_prefix(pattern: str) -> str:
     m = re.search(r"[*?\[]", pattern)
@@ -484,6 +491,13 @@ class Rule:
             assigns = re.compile("|".join(fnmatch.translate(p) for p in c["assigns"]))
             self.checks.append(lambda cmd: any(assigns.match(a) for a in set(cmd.assigns)))
 
+    def covers_arguments(self, cmd: Command) -> bool:
+        """Whether the rule asks something of the arguments (not only of the name) and
+        the command gives it for sure: then, with a name only known at run time, the rule
+        still says what the command would do."""
+        asked = [k for k in _ARGUMENT_KEYS if k in self.conf and self.conf[k] != ["*"]]
+        return bool(asked) and self._match(replace(cmd, program=_ANY_NAME)) is True
+
     def names(self, program: str) -> bool:
         """Whether the rule's ``program`` key (if any) names this program exactly."""
         if "program" not in self.conf:
@@ -492,7 +506,7 @@ class Rule:
 
     def _program(self, cmd: Command) -> Match:
         pats = self.conf["program"]
-        if self.names(cmd.program):
+        if cmd.program == _ANY_NAME or self.names(cmd.program):
             return True
         if "glob-command" in cmd.tags or "dynamic-command" in cmd.tags:
             if "dynamic-command" in cmd.tags and cmd.program in ("?", "*"):

@@ -71,6 +71,9 @@ def _prints_digits(cmds: list[SimpleCommand]) -> bool:
     return name == "nproc" and not args
 
 
+_REDIRECT = re.compile(r"(\d+|\{[A-Za-z_][A-Za-z0-9_]*\})?(&>>|&>|<<<|<<-|<<|<>|<&|>&|>>|>\||<|>)")
+
+
 @dataclass
 class Redirect:
     """A redirection: ``op`` like ``>``, ``>>``, ``<``, ``<<``, ``<<<``, ``>&``, ``&>``."""
@@ -225,6 +228,8 @@ class Lexer:
             if s.startswith("]]", i) and (i + 2 >= self.n or s[i + 2] in META):
                 return "]]"
             return ";" if c == ";" else None
+        if c not in ";&|()":
+            return None
         for op in (";;&", ";;", ";&", "&&", "||", "|&", ";", "&", "|", "(", ")"):
             if s.startswith(op, i):
                 if op in ("&",) and s.startswith("&>", i):
@@ -234,9 +239,7 @@ class Lexer:
 
     def read_redirect(self) -> Redirect | None:
         """Read a redirection at the cursor (with an optional fd or {var} prefix)."""
-        m = re.compile(
-            r"(\d+|\{[A-Za-z_][A-Za-z0-9_]*\})?(&>>|&>|<<<|<<-|<<|<>|<&|>&|>>|>\||<|>)"
-        ).match(self.s, self.i)
+        m = _REDIRECT.match(self.s, self.i)
         if not m or self.s.startswith(("<(", ">("), m.start(2)):
             return None
         op = m.group(2)

@@ -182,7 +182,7 @@ class _Pool:
     (``posix_spawn`` waits about 1.3 ms for the exec, without holding the GIL), so a
     decision only writes and reads; with no spare ready it starts one itself."""
 
-    def __init__(self, bash: str, size: int = 2):
+    def __init__(self, bash: str, size: int = 4):
         self.bash = bash
         self.size = size
         self.spares: list[_Spare] = []

@@ -358,8 +358,15 @@ def test_limits_refuse_clearly_and_one_identity_cannot_starve_another(home_copy)
         # hers are still there, then hers finish in turn once fed
         alice_procs = [
             subprocess.Popen(
-                ["ssh", "-F", str(alice.config), "-p", str(bastion.port),
-                 f"{LOGIN}@web1@127.0.0.1", "read x; echo alice-$x"],
+                [
+                    "ssh",
+                    "-F",
+                    str(alice.config),
+                    "-p",
+                    str(bastion.port),
+                    f"{LOGIN}@web1@127.0.0.1",
+                    "read x; echo alice-$x",
+                ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

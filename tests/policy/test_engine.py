@@ -77,3 +77,29 @@ def test_run_text_without_safe_environment(tmp_path, shipped):
     assert _decide(shipped, "ls -l").run == "ls -l"  # nothing that pages: exactly as typed
     policy = _policy(tmp_path, "[policy]\nsafe_environment = false\n")
     assert _decide(policy, "git log").run == "git log"
+
+
+@pytest.mark.parametrize(
+    "command,rule,says",
+    [
+        # a name only known at run time: no rule is named unless its conditions on the
+        # arguments hold, and the reason says why the command is held
+        ("c=echo; $c hi", "on_unknown", "only known at run time"),
+        ("$EDITOR notes", "on_unknown", "only known at run time"),
+        ("$(which rm) -rf /srv", "wipe-srv", "wipes /srv"),
+    ],
+)
+def test_run_time_name_names_a_rule_only_when_its_arguments_match(tmp_path, command, rule, says):
+    policy = _policy(
+        tmp_path,
+        '[[rules]]\nid = "mkfs"\naction = "review"\nmessage = "formats a disk"\n'
+        'program = ["mkfs"]\napprovers = ["storage"]\n'
+        '[[rules]]\nid = "wipe-srv"\naction = "review"\nmessage = "wipes /srv"\n'
+        'program = ["rm"]\noptions = ["-r"]\npaths = ["/srv"]\n',
+    )
+    d = _decide(policy, command)
+    assert (d.action, d.rule) == ("review", rule)
+    assert says in d.reason and ("formats a disk" not in d.reason)
+    if rule == "on_unknown":
+        # the held rule's approval settings still apply: an unknown name is not easier
+        assert d.approvers == ("storage",)
