@@ -31,7 +31,7 @@ from .profiles import Profile, default_for
 from .rules import NO_APPROVAL, SEVERITY, Approval, Rule
 from .runtext import run_text
 from .shparse import parse
-from .structure import StructureCheck, needs_structure_check
+from .structure import Reading, StructureCheck, needs_structure_check
 from .terminal import terminal_tags, wants_safe_environment
 from .words import AnalysisTimeout, ShellSyntaxError
 
@@ -220,6 +220,17 @@ class Policy:
         return hit
 
     def _analyze(self, command: str, cwd: str | None) -> Analysis:
+        checked = self.structure_check and needs_structure_check(command)
+        reading = self.checker.begin(command) if checked else None
+        try:
+            return self._analyze_read(command, cwd, checked, reading)
+        finally:
+            if reading is not None:
+                reading.cancel()  # our reader failed first: bash's reading is not needed
+
+    def _analyze_read(
+        self, command: str, cwd: str | None, checked: bool, reading: Reading | None
+    ) -> Analysis:
         timeout = self.parse_timeout_ms / 1000
         start = time.monotonic()
         trust = False
@@ -237,7 +248,6 @@ class Policy:
             return Analysis((), f"cannot parse: {exc}")
         except RecursionError:
             return Analysis((), "cannot parse: nesting too deep")
-        checked = self.structure_check and needs_structure_check(command)
         # bashlex is the second reader where bash's own does not confirm the structure:
         # once bash reads no command we did not, bashlex can only add its own misreads
         if self.crosscheck and not self.structure_check and needs_crosscheck(command):
@@ -260,7 +270,7 @@ class Policy:
                         seen.add(c.rendered)
                         cmds.append(c)
         if checked:
-            verdict = self.checker.confirm(command, cmds, trust)
+            verdict = self.checker.confirm(command, cmds, trust, reading)
             if verdict.failure:
                 return Analysis((), verdict.failure, timed_out=verdict.timed_out)
         return Analysis(tuple(cmds))

@@ -17,8 +17,9 @@ Limits: bash keeps the text of command substitutions and of words inside quotes 
 written, so a misread confined to the inside of one word is compared with itself; the
 differential tests (tests/policy/test_differential.py) hunt for those against bash's
 reading, and each one found is fixed in the reader and becomes a table row. The check
-costs one bash process (about 1.3 ms) per input the scanner cannot vouch for; results are
-cached with the analysis, by exact bytes.
+costs one bash process per input the scanner cannot vouch for, started ahead of need and
+handed the input before our own reader starts, so the two read at once (``begin``,
+``Reading``); results are cached with the analysis, by exact bytes.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from .normalize import Command, normalize
 from .shparse import parse
 from .words import AnalysisTimeout, ShellSyntaxError
 
-__all__ = ["StructureCheck", "StructureResult", "needs_structure_check", "bash_reading"]
+__all__ = ["Reading", "StructureCheck", "StructureResult", "needs_structure_check", "bash_reading"]
 
 #: Inputs made of words of plain characters (braces and ``\\X`` escapes included),
 #: single-quoted strings, double-quoted strings of plain characters, simple
@@ -139,13 +140,23 @@ class _Spare:
     def read(self, data: bytes, timeout: float) -> tuple[int, str]:
         """Feed ``data`` (at most a pipe's buffer), return (status, canonical text)."""
         deadline = time.monotonic() + timeout
+        if not self.send(data):
+            return -2, ""
+        return self.receive(deadline)
+
+    def send(self, data: bytes) -> bool:
+        """Hand bash the input; it parses while the caller goes on (see ``receive``)."""
         try:
             os.write(self.stdin, data)
         except OSError:
             self.kill()
-            return -2, ""
+            return False
         finally:
             os.close(self.stdin)
+        return True
+
+    def receive(self, deadline: float) -> tuple[int, str]:
+        """(status, canonical text) of the input sent, waiting until ``deadline``."""
         chunks: list[bytes] = []
         while True:
             left = deadline - time.monotonic()
@@ -193,6 +204,13 @@ class _Pool:
         data = src.encode("utf-8", "surrogateescape")
         if len(data) > _SMALL:
             return bash_reading(self.bash, src, timeout)
+        spare = self.take()
+        if spare is None:
+            return -2, ""
+        return spare.read(data, timeout)
+
+    def take(self) -> _Spare | None:
+        """A spare bash (one started now if none is ready); None if bash cannot start."""
         with self.cond:
             spare = self.spares.pop(0) if self.spares else None
             if self.filler is None or not self.filler.is_alive():
@@ -205,8 +223,8 @@ class _Pool:
             try:
                 spare = _Spare(self.bash)
             except OSError:
-                return -2, ""
-        return spare.read(data, timeout)
+                return None
+        return spare
 
     def _fill(self) -> None:
         """Keep ``size`` spares ready; stop when bash cannot be started."""
@@ -220,6 +238,25 @@ class _Pool:
                 return
             with self.cond:
                 self.spares.append(spare)
+
+
+class Reading:
+    """Bash reading one input in the background; collect it once with ``result``, or
+    ``cancel`` it when the decision no longer needs it (never left to run on)."""
+
+    def __init__(self, spare: _Spare, deadline: float):
+        self.spare = spare
+        self.deadline = deadline
+        self.done = False
+
+    def result(self) -> tuple[int, str]:
+        self.done = True
+        return self.spare.receive(self.deadline)
+
+    def cancel(self) -> None:
+        if not self.done:
+            self.done = True
+            self.spare.kill()
 
 
 class StructureCheck:
@@ -240,15 +277,33 @@ class StructureCheck:
             self._usable = status == 0 and "$((6*7))" in text and "42" not in text
         return self._usable
 
-    def confirm(self, src: str, ours: list[Command], trust: bool) -> StructureResult:
-        """Whether bash's reading of ``src`` holds only commands in ``ours``."""
+    def begin(self, src: str) -> Reading | None:
+        """Start bash reading ``src`` now, so it parses while our reader does (the two
+        cores of a small bastion overlap); None where ``confirm`` reads it itself."""
+        data = src.encode("utf-8", "surrogateescape")
+        if len(data) > _SMALL or not self.usable():
+            return None
+        deadline = time.monotonic() + self.timeout
+        spare = self.pool.take()
+        if spare is None or not spare.send(data):
+            return None
+        return Reading(spare, deadline)
+
+    def confirm(
+        self, src: str, ours: list[Command], trust: bool, reading: Reading | None = None
+    ) -> StructureResult:
+        """Whether bash's reading of ``src`` (begun with ``begin``, or now) holds only
+        commands in ``ours``."""
         if not self.usable():
             return StructureResult(
                 f"cannot confirm how bash reads it ({self.bash} >= 5.2 with --pretty-print "
                 "is needed)"
             )
         start = time.monotonic()
-        status, canonical = self.pool.read(src, self.timeout)
+        if reading is not None:
+            status, canonical = reading.result()
+        else:
+            status, canonical = self.pool.read(src, self.timeout)
         if status == -1:
             return StructureResult("cannot parse: bash took too long to read it", True)
         if status != 0:

@@ -1,5 +1,7 @@
 """Engine behaviour beyond the tables: caching, approval settings, profiles, run text."""
 
+import os
+
 import pytest
 
 from bastion.policy import decide, load_policy
@@ -103,3 +105,17 @@ def test_run_time_name_names_a_rule_only_when_its_arguments_match(tmp_path, comm
     if rule == "on_unknown":
         # the held rule's approval settings still apply: an unknown name is not easier
         assert d.approvers == ("storage",)
+
+
+def test_bash_reading_begun_is_collected_when_our_reader_fails_first():
+    """bash starts reading while our reader works; when ours fails (a syntax error), the
+    bash process is killed and reaped and its pipe closed, never left behind."""
+    policy = Policy()
+    _decide(policy, "for f in *; do echo $f; done")  # warm: the spare pool is full
+    fds = len(os.listdir("/proc/self/fd"))
+    for i in range(40):
+        d = _decide(policy, f"for f in {i}; do echo $f; done )")
+        assert (d.action, d.rule) == ("review", "on_unknown") and "cannot parse" in d.reason
+    assert len(os.listdir("/proc/self/fd")) < fds + 10  # a leak would be one per input
+    ok = _decide(policy, "for f in a b; do echo $f; done")
+    assert ok.action == "allow"  # the pool still serves readings
