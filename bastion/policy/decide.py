@@ -53,6 +53,7 @@ TAG_TEXT = {
     "too-deep": "nesting is too deep to follow",
     "path-hijack": "puts a directory users can write first in PATH",
     "rebinds-command": "binds a command name to another program or library",
+    "glob-variable": "names a variable with a glob (files decide which one is set)",
 }
 
 

@@ -73,6 +73,7 @@ UNKNOWN_TAGS = frozenset(
         "too-deep",
         "path-hijack",
         "rebinds-command",
+        "glob-variable",
     }
 )
 
@@ -216,14 +217,48 @@ _HANDLED = (
     | {"enable", "fc", "r", "mapfile", "readarray", "complete", "compgen", "bind", "parted"}
     | {"export", "declare", "typeset", "local", "readonly", "git", "ip", "pkill", "killall"}
 )
-#: Builtins whose NAME=VALUE operands assign (and may export) a variable.
+#: Builtins that declare, export or name-reference variables (``export A=1 B``).
 _DECLARERS = frozenset({"export", "declare", "typeset", "local", "readonly"})
-_DECLARED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[[^\]]*\])?\+?=")
+#: Builtins that set the variables they are given the names of, with their option specs
+#: (bash's own options: the name follows ``-v`` or ``-a``, or is an operand).
+_ASSIGNERS: dict[str, Spec | None] = {
+    **dict.fromkeys(_DECLARERS, None),
+    "read": spec("+a:d:i:n:N:p:t:u:ers", style="leading"),
+    "mapfile": spec("+d:n:O:s:u:C:c:t", style="leading"),
+    "readarray": spec("+d:n:O:s:u:C:c:t", style="leading"),
+    "printf": spec("+v:", style="leading"),
+    "getopts": spec("+", style="leading"),
+}
+_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[[^\]]*\])?(\+?=|$)")
 
 
-def _declared(args: list[Word]) -> tuple[str, ...]:
-    """The variable names ``export A=1 B+=2 C[0]=3`` assigns (options left out)."""
-    return tuple(m.group(1) for w in args if (m := _DECLARED.match(w.value)))
+def _assigned_names(program: str, args: list[Word]) -> tuple[str, ...]:
+    """The variables a builtin sets, or exports as they are: ``export A=1 B`` (A, B),
+    ``declare -n r=PAGER`` (r, and PAGER, which assigning r sets), ``read -a X Y``,
+    ``mapfile`` (MAPFILE by default), ``printf -v X``, ``getopts OPTS X``. A variable
+    already exported (the pager environment the bastion sets) reaches later commands."""
+    if program in _DECLARERS:
+        options = "".join(w.value[1:] for w in args if w.value.startswith(("-", "+")))
+        names = []
+        for w in args:
+            m = _NAME.match(w.value)
+            if w.value.startswith(("-", "+")) or not m:
+                continue
+            names.append(m.group(1))
+            target = w.value.split("=", 1)[1] if m.group(2) else ""
+            if "n" in options and (t := _NAME.match(target)) and not t.group(2):
+                names.append(t.group(1))  # declare -n ref=NAME: ref's assignments set NAME
+        return tuple(names)
+    read = read_options(args, _ASSIGNERS[program])
+    named = [v.value for o, v in read.options if o in ("-a", "-v") and v is not None]
+    operands = [w.value for w in read.operands]
+    if program == "read":
+        named += operands or ["REPLY"]
+    elif program in ("mapfile", "readarray"):
+        named += operands[:1] or ["MAPFILE"]
+    elif program == "getopts":
+        named += operands[1:2]
+    return tuple(m.group(1) for n in named if (m := _NAME.match(n)) and not m.group(2))
 
 
 _CONTAINER_SPEC = spec(
@@ -511,8 +546,10 @@ class Normalizer(ScriptReadings, ToolReadings):
                     set(),
                     assigns,
                 )
-        if name in _DECLARERS:  # export LD_PRELOAD=x.so: an assignment later commands see
-            assigns += _declared(args)
+        if name in _ASSIGNERS:  # export LD_PRELOAD=x.so, read PAGER: later commands see it
+            assigns += _assigned_names(name, args)
+            if any(w.glob and not _NAME.match(w.value) for w in args):
+                tags.add("glob-variable")  # export LD_PRELOA?=/x: files name the variable
         cmd = self.emit(name, args, sc, via, tags, assigns, sql, at=at, limit=limit)
         written = [t for op, t in cmd.redirects if op in _WRITES]
         if written and not self.startup_write(name, args, sc, written, via, depth):

@@ -61,6 +61,9 @@ _ARITH_TESTS = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge"})
 _SEPARATORS = {";", "&", "&&", "||", "\n", ";;", ";&", ";;&", "|", "|&"}
 
 
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 class _Parser(Lexer):
     """The grammar: lists, pipelines, compound commands, functions, case, assignments."""
 
@@ -216,6 +219,12 @@ class _Parser(Lexer):
             while self.peek_op() is None:  # NAME [in words...]: substitutions still run
                 names += self.read_words()
             self.names_set([Word(word)] + names[:1])
+            if names and _VARIABLE.fullmatch(names[0].value):
+                # the loop assigns NAME: an exported one (PAGER, which the bastion's pager
+                # environment exports) reaches every command the loop runs
+                loop = SimpleCommand(assigns=[(names[0].value, Word("", dynamic=True))])
+                loop.context = f"as the {word} loop's variable"
+                self.emit(loop)
             return None
         if word == "case":
             self.i += 4

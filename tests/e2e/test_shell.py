@@ -253,13 +253,17 @@ def test_cd_and_export_carry_to_the_next_line(sh, tmp_path):
     bye(child)
 
 
-def test_a_carried_variable_is_judged_as_every_later_line_would_see_it(sh):
-    """`export LD_PRELOAD=...` alone is allowed, but every later line would run with it:
-    the bastion judges the carried value (rule: preload) and does not keep it."""
+def test_exporting_a_variable_that_changes_code_is_held_and_not_kept(sh):
+    """`export LD_PRELOAD=...` would reach every later line: the line is judged as the
+    assignment it is (rule: preload) and held; cancelled, nothing is carried. (Carried
+    values are judged again after a cd/export line runs, for what only shows then.)"""
     child = sh.spawn()
     run(child, "export LD_PRELOAD=/tmp/not-a-library.so")
-    child.expect(r"variables not kept: review \(preload\)")
-    prompt(child, status="77")
+    child.expect(r"held for approval \(preload\)")
+    child.expect("Ctrl-C cancels")
+    child.send("\x03")
+    child.expect("cancelled")
+    prompt(child, status="75")
     run(child, 'echo "[${LD_PRELOAD-unset}]"')
     child.expect(r"\[unset\]")
     prompt(child)
