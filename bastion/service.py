@@ -186,6 +186,14 @@ async def run_until_stopped(
             name,
             services.config.home,
         )
+    policy = services.config.policy
+    if policy.structure_check and not policy.checker.usable():
+        log.warning(
+            "%s cannot parse without running (bash >= 5.2 with --pretty-print is needed): "
+            "every command outside plain words will be held (on_unknown); set "
+            "[policy] bash to such a bash",
+            policy.bash,
+        )
     await services.approvals.start()
     revocations = _watch_revocations(services)
     server = await start_listener(services, host, port)

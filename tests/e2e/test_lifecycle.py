@@ -308,3 +308,29 @@ def test_the_bastion_names_its_own_machine_and_holds_commands_on_its_home(world)
     )  # fmt: skip
     assert r.returncode == 75 and b"held for approval (bastion-home)" in r.stderr
     assert b"PRIVATE KEY" not in r.stdout
+
+
+def test_a_bash_that_cannot_parse_without_running_is_named_at_start(home_copy):
+    """Without bash >= 5.2 the structure check cannot run: start-up says so (commands
+    outside plain words are then held; tests/policy checks that rule)."""
+    _edit(home_copy, "[policy]\n", '[policy]\nbash = "/nonexistent/bash"\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bastion", "serve", "--home", str(home_copy), "--listen",
+         "127.0.0.1:0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        seen = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline().decode()
+            seen.append(line)
+            if "listening on" in line or not line:
+                break
+        text = "".join(seen)
+        assert "/nonexistent/bash cannot parse without running" in text, text
+        assert "Traceback" not in text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        proc.stderr.close()

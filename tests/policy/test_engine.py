@@ -119,3 +119,11 @@ def test_bash_reading_begun_is_collected_when_our_reader_fails_first():
     assert len(os.listdir("/proc/self/fd")) < fds + 10  # a leak would be one per input
     ok = _decide(policy, "for f in a b; do echo $f; done")
     assert ok.action == "allow"  # the pool still serves readings
+
+
+def test_without_a_bash_that_parses_only_plain_words_are_decided():
+    policy = Policy(bash="/nonexistent/bash")
+    held = _decide(policy, "for f in a b; do echo $f; done")
+    assert (held.action, held.rule) == ("review", "on_unknown")
+    assert "cannot confirm how bash reads it" in held.reason
+    assert _decide(policy, "ls -la /var/log | tail -5").action == "allow"
