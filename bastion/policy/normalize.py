@@ -198,10 +198,11 @@ PAGERS = frozenset({"less", "more", "most", "pg", "man"})
 #: Options that only print something and exit
 _INFO_ONLY = frozenset({"--version", "-V", "--help", "-?", "-l", "--list"})
 #: redis-cli modes that print and exit (or stream) without reading commands typed at it
-#: (not --rdb FILE, which writes a dump wherever it is told)
+#: and without writing (not --rdb FILE, which writes a dump wherever it is told, nor
+#: --lru-test, which fills the server with keys and can evict real ones)
 _REDIS_MODES = frozenset(
     "--scan --stat --latency --latency-history --latency-dist --bigkeys --memkeys "
-    "--hotkeys --lru-test --intrinsic-latency --replica".split()
+    "--hotkeys --intrinsic-latency --replica".split()
 )
 _WRITES = frozenset({">", ">>", ">|", "&>", "&>>", "<>", ">&"})
 #: Programs ``special`` reads its own way (no unknown-program reading for them).
