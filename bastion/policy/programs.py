@@ -72,9 +72,9 @@ OPT_SPECS: dict[str, Spec] = {
         "h:p:a:n:u:s:r:i:d:D:t:",
         "user pass sni cacert cacertdir cert key tls-ciphers tls-ciphersuites pattern "
         "count quoted-pattern rdb functions-rdb intrinsic-latency pipe-timeout eval "
-        "memkeys-samples cluster",
+        "memkeys-samples cluster lru-test",
         "tls insecure askpass raw no-raw csv quoted-input show-pushes stat latency "
-        "latency-history latency-dist lru-test replica pipe bigkeys memkeys hotkeys scan "
+        "latency-history latency-dist replica pipe bigkeys memkeys hotkeys scan "
         "ldb ldb-sync-mode verbose no-auth-warning help version",
     ),
     "sqlite3": spec(
