@@ -27,8 +27,15 @@ from bastion.policy.structure import needs_structure_check  # noqa: E402
 from bastion.tomlsource import TomlSource  # noqa: E402
 
 CORPUS = Path(__file__).with_name("oneliners.txt")
+#: Holds issue #10 itself asks for (programs that take the terminal or run typed
+#: commands, account changes, recursive chown/chmod of application directories, killing
+#: by name, startup-file writes, inline interpreter code): not false holds.
+HELD_BY_DESIGN = frozenset(
+    {"terminal-program", "nested-shell", "account-change", "chmod-recursive-system",
+     "kill-by-name", "startup-write"}
+)  # fmt: skip
 GOALS = {
-    "everyday_allowed_share": (">= 0.98", lambda v: v >= 0.98),
+    "everyday_not_falsely_held": (">= 0.98", lambda v: v >= 0.98),
     "cold_decisions_per_s": (">= 3000", lambda v: v >= 3000),
     "cold_p50_ms": ("<= 0.5 ms", lambda v: v <= 0.5),
     "cold_p99_ms": ("<= 2 ms", lambda v: v <= 2.0),
@@ -73,9 +80,15 @@ def run(rounds: int) -> dict[str, float | int | str]:
     d = decide(policy, command=big, **kw)
     big_ms = (time.perf_counter() - t) * 1000
     everyday = [c for c in corpus()]
-    held = sum(decide(policy, command=c, **kw).action != "allow" for c in everyday)
+    decisions = [decide(policy, command=c, **kw) for c in everyday]
+    held = [d for d in decisions if d.action != "allow"]
+    by_design = [d for d in held if d.rule in HELD_BY_DESIGN or "inline interpreter" in d.reason]
     return {
-        "everyday_allowed_share": round(1 - held / len(everyday), 4),
+        "everyday_allowed_share": round(1 - len(held) / len(everyday), 4),
+        "everyday_held_by_design": len(by_design),
+        "everyday_not_falsely_held": round(
+            1 - (len(held) - len(by_design)) / (len(everyday) - len(by_design)), 4
+        ),
         "corpus_size": len(cmds),
         "corpus_mean_chars": round(statistics.mean(len(c) for c in cmds), 1),
         "structure_checked_share": round(sum(map(needs_structure_check, cmds)) / len(cmds), 3),
