@@ -226,6 +226,49 @@ def _declared(args: list[Word]) -> tuple[str, ...]:
     return tuple(m.group(1) for w in args if (m := _DECLARED.match(w.value)))
 
 
+_VAR_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[.*\])?", re.S)
+#: Builtins that store into variables named by their arguments, with their options.
+_NAME_SETTERS = {
+    "read": spec("a:d:i:n:N:p:t:u:ers", ""),
+    "mapfile": spec("d:n:O:s:u:C:c:t", ""),
+    "readarray": spec("d:n:O:s:u:C:c:t", ""),
+    "printf": spec("v:", ""),
+    "getopts": spec(style="operands"),
+}
+
+
+def _assigned(name: str, args: list[Word]) -> tuple[tuple[str, ...], bool]:
+    """Variables a builtin stores into besides NAME=VALUE words (``read GIT_PAGER``,
+    ``printf -v 'PAGER[0]'``, ``getopts o LD_PRELOAD``), and for ``declare -n REF=NAME``
+    the name a nameref makes writable under another name; True when that name is only
+    known at run time (``declare -n r; r=PATH``, ``local -n r=$1``)."""
+    if name in _DECLARERS:
+        names = _declared(args)
+        if name == "export" or not any(w.value.startswith("-") and "n" in w.value for w in args):
+            return names, False
+        refs = [w for w in args if not w.value.startswith(("-", "+"))]
+        targets = [w.value.partition("=")[2] for w in refs]
+        unknown = any(
+            w.dynamic or "=" not in w.value or not _VAR_NAME.fullmatch(t)
+            for w, t in zip(refs, targets, strict=True)
+        )
+        found = tuple(m.group(1) for t in targets if (m := _VAR_NAME.fullmatch(t)))
+        return names + found, unknown
+    if name not in _NAME_SETTERS:
+        return (), False
+    read = read_options(args, _NAME_SETTERS[name])
+    if name == "printf":
+        words = [v for o, v in read.options if o == "-v" and v is not None]
+    elif name == "getopts":
+        words = read.operands[1:2]
+    elif name == "read":
+        words = [v for o, v in read.options if o == "-a" and v is not None] + read.operands
+    else:
+        words = read.operands[:1]
+    unknown = any(w.dynamic for w in words)
+    return tuple(m.group(1) for w in words if (m := _VAR_NAME.fullmatch(w.value))), unknown
+
+
 _CONTAINER_SPEC = spec(
     "e:u:w:v:p:l:m:h:n:c:itdPqT",
     "env env-file user workdir detach-keys volume "
@@ -511,8 +554,14 @@ class Normalizer(ScriptReadings, ToolReadings):
                     set(),
                     assigns,
                 )
-        if name in _DECLARERS:  # export LD_PRELOAD=x.so: an assignment later commands see
-            assigns += _declared(args)
+        # export LD_PRELOAD=x.so, read GIT_PAGER, declare -n r=PATH: assignments the
+        # rules judge like NAME=VALUE prefixes
+        stored, hidden = _assigned(name, args)
+        assigns += stored
+        if hidden:
+            tags.add("dynamic-code")
+        if "PATH" in stored and "PATH" not in (_declared(args) if name in _DECLARERS else ()):
+            tags.add("path-hijack")  # read PATH, declare -n r=PATH: a value we do not see
         cmd = self.emit(name, args, sc, via, tags, assigns, sql, at=at, limit=limit)
         written = [t for op, t in cmd.redirects if op in _WRITES]
         if written and not self.startup_write(name, args, sc, written, via, depth):
