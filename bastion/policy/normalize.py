@@ -26,6 +26,7 @@ written files: see ``effects``.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import time
 from dataclasses import dataclass, replace
@@ -226,6 +227,20 @@ def _declared(args: list[Word]) -> tuple[str, ...]:
     return tuple(m.group(1) for w in args if (m := _DECLARED.match(w.value)))
 
 
+def _above_home(value: str, cwd: str | None) -> str:
+    """Where ``cd`` goes above the home, whose depth is unknown: two levels up from a
+    home (/root, /home/u) is / whatever its depth; one level up stays relative to the
+    home (``~/..``: paths under it resolve to nothing known)."""
+    base = cwd or "~"
+    if DYN in value or not base.startswith("~"):
+        return "?"
+    parts = posixpath.normpath(posixpath.join(base[1:].lstrip("/") or ".", value)).split("/")
+    ups = len(parts) - len([p for p in parts if p != ".."])
+    if ".." in parts[ups:]:
+        return "?"
+    return "/".join(["~", *parts]) if ups < 2 else "/" + "/".join(parts[ups:])
+
+
 _VAR_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[.*\])?", re.S)
 #: Builtins that store into variables named by their arguments, with their options.
 _NAME_SETTERS = {
@@ -388,6 +403,7 @@ class Normalizer(ScriptReadings, ToolReadings):
         self.guessing = 0  # readings of unknown programs' arguments in progress
         self.written: set[str] = set()  # paths written so far in this input
         self.links: dict[str, tuple[str, bool]] = {}  # see ToolReadings.note_link
+        self.cdpath = False  # CDPATH set in this input: "cd NAME" may go anywhere
 
     @property
     def timeout(self) -> float:
@@ -401,6 +417,7 @@ class Normalizer(ScriptReadings, ToolReadings):
         for sc in cmds:
             ctx = " ".join(x for x in (sc.context, via) if x)
             assigns = tuple(name for name, _ in sc.assigns if name)
+            self.cdpath = self.cdpath or "CDPATH" in assigns
             tags = set(sc.tags)
             if any(name == "PATH" and path_hijack(value) for name, value in sc.assigns):
                 tags.add("path-hijack")
@@ -438,6 +455,8 @@ class Normalizer(ScriptReadings, ToolReadings):
     ) -> Command:
         if program in ("tar", "bsdtar") and args and re.fullmatch(r"[A-Za-z]+", args[0].value):
             args = [Word("-" + args[0].value, args[0].raw)] + args[1:]  # old style: tar czf
+        if opts is None and program in WRAPPERS and program not in OPT_SPECS:
+            opts = WRAPPERS[program].spec  # strace -o FILE: its own options, read its way
         read = read_options(args[:limit], opts or OPT_SPECS.get(program))
         if (
             program in ("chmod", "chown", "chgrp")
@@ -558,6 +577,7 @@ class Normalizer(ScriptReadings, ToolReadings):
         # rules judge like NAME=VALUE prefixes
         stored, hidden = _assigned(name, args)
         assigns += stored
+        self.cdpath = self.cdpath or "CDPATH" in stored
         if hidden:
             tags.add("dynamic-code")
         if "PATH" in stored and "PATH" not in (_declared(args) if name in _DECLARERS else ()):
@@ -588,11 +608,14 @@ class Normalizer(ScriptReadings, ToolReadings):
     ) -> str | None:
         """Handle programs that run other code; add tags; return SQL text if any."""
         if name in ("cd", "pushd", "popd"):
-            ops = [w for w in args if not w.value.startswith("-")]
-            if via or name != "cd" or (ops and (ops[0].dynamic or ops[0].value == "-")):
+            ops = [w for w in args if w.value == "-" or not w.value.startswith("-")]
+            searched = self.cdpath and ops and not ops[0].value.startswith(("/", ".", "~"))
+            if via or name != "cd" or searched or (ops and (ops[0].dynamic or ops[0].value == "-")):
                 self.cwd = "?"
             else:
-                self.cwd = resolve_path(ops[0].value, self.cwd) if ops else "~"
+                self.cwd = (resolve_path(ops[0].value, self.cwd) if ops else "~") or _above_home(
+                    ops[0].value, self.cwd
+                )
                 followed = self.through_links(Word(self.cwd), None, False) if self.cwd else None
                 if followed is not None:
                     self.cwd = followed.value

@@ -21,6 +21,9 @@ __all__ = [
     "TAKES_COMMAND_OPTS",
     "RUNS_COMMAND",
     "OUTPUT_OPTS",
+    "OUTPUT_OPERANDS",
+    "OUTPUT_DIR_OPTS",
+    "INPUT_OPTS",
     "TARGET_DIR_OPTS",
 ]
 
@@ -37,6 +40,30 @@ OUTPUT_OPTS: dict[str, frozenset[str]] = {
     "patch": frozenset({"-o", "--output"}),
     "gpg": frozenset({"-o", "--output"}),
     "find": frozenset({"-fprint", "-fprint0", "-fprintf", "-fls"}),
+    "shuf": frozenset({"-o", "--output"}),
+    "iconv": frozenset({"-o", "--output"}),
+    "strace": frozenset({"-o", "--output"}),
+    "ltrace": frozenset({"-o", "--output"}),
+    "tcpdump": frozenset({"-w"}),
+    "sdiff": frozenset({"-o", "--output"}),
+    "pg_dumpall": frozenset({"-f", "--file"}),
+}
+
+#: Operands a program writes, by position among its operands (``uniq IN OUT``,
+#: ``xxd IN OUT``): ``uniq /dev/null /etc/passwd`` empties /etc/passwd.
+OUTPUT_OPERANDS: dict[str, int] = {"uniq": 1, "xxd": 1, "lz4": 1, "script": 0}
+
+#: Options whose value names a directory the program writes into, under names it picks
+#: (``wget -P ~/.ssh URL`` writes ~/.ssh/NAME).
+OUTPUT_DIR_OPTS: dict[str, frozenset[str]] = {
+    "wget": frozenset({"-P", "--directory-prefix"}),
+    "curl": frozenset({"--output-dir"}),
+}
+
+#: Options whose value is a file the program reads, for programs whose operands are not
+#: read (``file -f /etc/shadow`` prints each line of it in an error message).
+INPUT_OPTS: dict[str, frozenset[str]] = {
+    "file": frozenset({"-f", "--files-from", "-m", "--magic-file"}),
 }
 
 #: Options naming the destination of cp/mv/install/ln (else the last operand is).
@@ -165,6 +192,15 @@ OPT_SPECS: dict[str, Spec] = {
     "truncate": spec("s:r:", "size reference", "no-create io-blocks"),
     "shred": spec("n:s:", "iterations size random-source", "exact force verbose zero remove"),
     "helm": spec("n:f:", "namespace values kube-context"),
+    "uniq": spec("f:s:w:", "skip-fields skip-chars check-chars"),
+    "xxd": spec("c:g:l:o:s:n:C:", "cols groupsize len offset seek name"),
+    "script": spec("c:E:I:O:B:T:t::", "command echo log-in log-out log-io log-timing timing"),
+    "file": spec("f:m:F:e:P:", "files-from magic-file separator exclude parameter"),
+    "shuf": spec("o:n:i:", "output head-count input-range random-source"),
+    "iconv": spec("f:t:o:", "from-code to-code output"),
+    "sdiff": spec("o:w:", "output width"),
+    "pg_dumpall": spec("f:d:h:p:U:", "file dbname host port username"),
+    "tcpdump": spec("w:r:i:c:s:C:G:W:F:z:Z:y:", "interface"),
 }
 for _alias, _orig in (
     ("mawk", "awk"),
