@@ -257,6 +257,12 @@ def command_ops(cmd: Command) -> list[tuple[str, Word]]:
         ops += [("rename", w) for w in operands]
     elif prog in ("ln",):
         ops += [("symlink", w) for w in operands]
+    elif prog == "dd":  # dd if=/dev/mem: the input is named inside the operand
+        ops += [
+            ("read", Word(w.value[3:], w.raw, w.dynamic, w.glob))
+            for w in operands
+            if w.value.startswith("if=")
+        ]
     elif prog in _COPIERS:
         ops += [("read", w) for w in operands]
     elif prog not in _METADATA_ONLY and prog:

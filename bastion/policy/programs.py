@@ -201,6 +201,8 @@ OPT_SPECS: dict[str, Spec] = {
     "sdiff": spec("o:w:", "output width"),
     "pg_dumpall": spec("f:d:h:p:U:", "file dbname host port username"),
     "tcpdump": spec("w:r:i:c:s:C:G:W:F:z:Z:y:", "interface"),
+    "date": spec("d:f:r:s:I::", "date file reference set iso-8601 rfc-3339"),
+    "touch": spec("d:t:r:", "date reference time"),
 }
 for _alias, _orig in (
     ("mawk", "awk"),
