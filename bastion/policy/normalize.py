@@ -102,6 +102,19 @@ _SCRIPT_RUNNERS = SHELLS | {
     "groovy",
     "julia",
     "osascript",
+    "wish",
+    "jrunscript",
+    "octave",
+    "ghci",
+    "runghc",
+    "erl",
+    "escript",
+    "elixir",
+    "scala",
+    "guile",
+    "racket",
+    "sbcl",
+    "clisp",
 }
 _AWKS = {"awk", "gawk", "mawk", "nawk", "busybox-awk"}
 _AWK_CODE = re.compile(
@@ -137,7 +150,8 @@ _RESERVED = frozenset(
         ")",
     }
 )
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+#: env and sudo take every leading word with "=" as NAME=VALUE (BASH_FUNC_f%%=... too)
+_ENV_NAME = re.compile(r"^[^=\s-][^=]*=")
 #: Options whose value is SQL (or a redis/mongo command) the client runs.
 _SQL_OPTS = frozenset(
     {"-c", "--command", "-e", "--execute", "--eval", "-q", "--query", "-Q", "--cmd", "-cmd"}
@@ -637,6 +651,8 @@ class Normalizer(ScriptReadings, ToolReadings):
                 for w in args
             ):
                 tags.add("path-hijack")
+        elif name == "run-parts" and not {w.value for w in args} & {"--list", "--test", "--help"}:
+            tags.add("script-file")  # runs every file in a directory: the scripts it holds
         elif name in ("hash", "enable") and any(
             w.value.startswith("-") and ("p" in w.value or "f" in w.value) for w in args
         ):

@@ -312,6 +312,9 @@ RUNS_COMMAND: dict[str, tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]]
     "flock": (frozenset({"-c", "--command"}), (), ()),
     "nmap": (frozenset({"--script", "-sC"}), (), ("--script=*",)),
     "vim": (frozenset({"-c", "--cmd", "-S"}), (), ()),
+    # rpm macros run shell (%(cmd)) and Lua (%{lua:...}) when expanded: rpm -E, --eval
+    "rpm": (frozenset(), (), ("*%(*", "*%{lua:*", "*%[*")),
+    "rpmbuild": (frozenset(), (), ("*%(*", "*%{lua:*")),
 }
 
 TAKES_COMMAND_OPTS = {  # options whose value is a command line the program will run
