@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import shlex
 import time
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
@@ -255,6 +256,8 @@ def _above_home(value: str, cwd: str | None) -> str:
     return "/".join(["~", *parts]) if ups < 2 else "/" + "/".join(parts[ups:])
 
 
+#: A process-id lookup by name as a word: ``$(pidof NAME)``, `` `pgrep -f PATTERN` ``.
+_PID_LOOKUP = re.compile(r"(?:\$\(|`)\s*(pidof|pgrep)\s+([^`)]*?)\s*(?:\)|`)", re.S)
 _VAR_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[.*\])?", re.S)
 #: Builtins that store into variables named by their arguments, with their options.
 _NAME_SETTERS = {
@@ -621,6 +624,8 @@ class Normalizer(ScriptReadings, ToolReadings):
         assigns: tuple[str, ...],
     ) -> str | None:
         """Handle programs that run other code; add tags; return SQL text if any."""
+        if name == "kill":
+            self.kill_lookups(args, sc, via, depth, assigns)
         if name in ("cd", "pushd", "popd"):
             ops = [w for w in args if w.value == "-" or not w.value.startswith("-")]
             searched = self.cdpath and ops and not ops[0].value.startswith(("/", ".", "~"))
@@ -857,6 +862,33 @@ class Normalizer(ScriptReadings, ToolReadings):
                 self.shell_text(text, f"fed to {name} {via}".strip(), depth)
         else:
             tags.add("interactive-shell")
+
+    def kill_lookups(
+        self, args: list[Word], sc: SimpleCommand, via: str, depth: int, assigns: tuple[str, ...]
+    ) -> None:
+        """``kill $(pidof auditd)``, ``kill -9 `pgrep -f NAME```: killing by name, so
+        also judged as ``pkill [SIGNAL] NAME``, tagged ``pid-lookup`` (kills-critical,
+        security-agent-kill)."""
+        signals: list[Word] = []
+        for k, w in enumerate(args):
+            if w.value in ("-s", "-n") and k + 1 < len(args):
+                signals.append(Word("--signal=" + args[k + 1].value))
+            elif w.value.startswith("-") and not w.dynamic and w.value != "--":
+                signals.append(w)
+        for w in args:
+            m = _PID_LOOKUP.fullmatch(w.raw.strip('"'))
+            if m is None:
+                continue
+            try:
+                names = shlex.split(m.group(2))
+            except ValueError:
+                continue
+            if m.group(1) == "pidof":
+                names = [x for x in names if not x.startswith("-")]
+            here = f"as kill {w.raw} {via}".strip()
+            found = [Word(x) for x in names]
+            lookup = {"pid-lookup"}  # kill-by-name leaves these to the rules below it
+            self.command([Word("pkill"), *signals, *found], sc, here, depth + 1, lookup, assigns)
 
     def interpreter(self, name: str, args: list[Word], sc: SimpleCommand, tags: set[str]) -> None:
         ops = [w.value for w in args if not w.value.startswith("-")]

@@ -60,6 +60,7 @@ KNOWN_TAGS = frozenset(
         "kills-critical",
         "runs-command",
         "from-find",
+        "pid-lookup",
         "sftp-server",
     }
 )
