@@ -121,6 +121,7 @@ _AWKS = {"awk", "gawk", "mawk", "nawk", "busybox-awk"}
 _AWK_CODE = re.compile(
     r"system\s*\(|\|\s*&?\s*getline|\b(print|printf)\b[^;{}]*[|>]"
     r"|\|&|@load|@include|extension\s*\("
+    r"|@[A-Za-z_][A-Za-z0-9_]*\s*\("  # gawk @f("CMD") with f = "sys" "tem": an indirect call
 )
 #: Shell reserved words: a wrapper runs them as a program that does not exist
 _RESERVED = frozenset(
@@ -254,6 +255,43 @@ def _above_home(value: str, cwd: str | None) -> str:
     if ".." in parts[ups:]:
         return "?"
     return "/".join(["~", *parts]) if ups < 2 else "/" + "/".join(parts[ups:])
+
+
+#: Cloud metadata endpoints that hand out the machine's credentials (AWS instance and ECS
+#: task roles, Azure managed identities, GCP service accounts).
+_METADATA_CREDENTIALS = re.compile(
+    r"(169\.254\.169\.254|\[?fd00:ec2::254\]?|metadata\.google\.internal|169\.254\.170\.2)"
+    r"[^\s]*/(security-credentials|identity/oauth2/token|service-accounts/[^/\s]+/token"
+    r"|v2/credentials)",
+    re.I,
+)
+_MODE_CLAUSE = re.compile(r"([ugoa]*)([-+=])([rwxXstugo]*)")
+
+
+def _grants_setuid(name: str, args: list[Word]) -> bool:
+    """``chmod u+s F``, ``chmod 4755 F``, ``install -m 4755``: a mode with set-user-ID."""
+    if name == "install":
+        read = read_options(args, OPT_SPECS.get("install"))
+        modes = [v for o, v in read.options if o in ("-m", "--mode") and v is not None]
+    else:
+        modes = [w for w in args if not w.value.startswith("-") or _MODE_CLAUSE.fullmatch(w.value)]
+        modes = modes[:1]
+    for w in modes:
+        if w.dynamic:
+            continue
+        if re.fullmatch(r"0*[4-7][0-7]{3}", w.value):
+            return True
+        for clause in w.value.split(","):
+            m = _MODE_CLAUSE.fullmatch(clause)
+            who = m.group(1) if m else ""
+            if (
+                m
+                and m.group(2) in "+="
+                and "s" in m.group(3)
+                and (not who or set(who) & {"u", "a"})
+            ):
+                return True
+    return False
 
 
 #: A process-id lookup by name as a word: ``$(pidof NAME)``, `` `pgrep -f PATTERN` ``.
@@ -626,6 +664,10 @@ class Normalizer(ScriptReadings, ToolReadings):
         """Handle programs that run other code; add tags; return SQL text if any."""
         if name == "kill":
             self.kill_lookups(args, sc, via, depth, assigns)
+        if name in ("chmod", "install") and _grants_setuid(name, args):
+            tags.add("grants-setuid")
+        if any(_METADATA_CREDENTIALS.search(w.value) for w in args):
+            tags.add("metadata-credentials")
         if name in ("cd", "pushd", "popd"):
             ops = [w for w in args if w.value == "-" or not w.value.startswith("-")]
             searched = self.cdpath and ops and not ops[0].value.startswith(("/", ".", "~"))
@@ -718,6 +760,8 @@ class Normalizer(ScriptReadings, ToolReadings):
             self.git(args, sc, via, depth, tags)
         elif name == "ip":
             self.ip(args, sc, via, depth)
+            if any(w.value in ("-b", "-batch", "--batch") for w in args):
+                tags.add("script-file")  # ip -batch FILE: ip commands the bastion cannot see
         elif name in ("tmux", "screen", "byobu", "zellij") and _starts_terminal(name, args):
             tags.add("interactive-shell")  # a shell the bastion does not see
         elif name == "parted":  # no command given: parted reads its commands from a terminal

@@ -29,7 +29,10 @@ __all__ = [
 
 #: Options whose value is a file the program writes (judged like a ``>`` redirect).
 OUTPUT_OPTS: dict[str, frozenset[str]] = {
-    "curl": frozenset({"-o", "--output"}),
+    "curl": frozenset(
+        "-o --output -D --dump-header -c --cookie-jar --trace --trace-ascii --stderr "
+        "--libcurl --hsts --alt-svc --etag-save".split()
+    ),
     "wget": frozenset({"-O", "--output-document"}),
     "sort": frozenset({"-o", "--output"}),
     "openssl": frozenset({"-out", "-keyout"}),
@@ -64,6 +67,8 @@ OUTPUT_DIR_OPTS: dict[str, frozenset[str]] = {
 #: read (``file -f /etc/shadow`` prints each line of it in an error message).
 INPUT_OPTS: dict[str, frozenset[str]] = {
     "file": frozenset({"-f", "--files-from", "-m", "--magic-file"}),
+    "du": frozenset({"--files0-from"}),
+    "find": frozenset({"-files0-from"}),
 }
 
 #: Options naming the destination of cp/mv/install/ln (else the last operand is).
@@ -131,7 +136,11 @@ OPT_SPECS: dict[str, Spec] = {
         "file directory to-command checkpoint-action exclude use-compress-program files-from",
     ),
     "rsync": spec("e:f:", "rsh rsync-path filter exclude include"),
-    "curl": spec("o:d:H:X:u:A:e:F:T:x:w:m:K:b:c:", "output data header request user"),
+    "curl": spec(
+        "o:d:H:X:u:A:e:F:T:x:w:m:K:b:c:D:",
+        "output data header request user dump-header cookie-jar trace trace-ascii stderr "
+        "libcurl hsts alt-svc etag-save output-dir",
+    ),
     "find": spec(
         "",
         "name iname path ipath wholename iwholename regex iregex lname ilname "
@@ -201,6 +210,9 @@ OPT_SPECS: dict[str, Spec] = {
     "sdiff": spec("o:w:", "output width"),
     "pg_dumpall": spec("f:d:h:p:U:", "file dbname host port username"),
     "tcpdump": spec("w:r:i:c:s:C:G:W:F:z:Z:y:", "interface"),
+    "du": spec(
+        "d:B:t:X:", "files0-from max-depth block-size threshold exclude-from exclude time-style"
+    ),
     "date": spec("d:f:r:s:I::", "date file reference set iso-8601 rfc-3339"),
     "touch": spec("d:t:r:", "date reference time"),
 }

@@ -61,6 +61,8 @@ KNOWN_TAGS = frozenset(
         "runs-command",
         "from-find",
         "pid-lookup",
+        "grants-setuid",
+        "metadata-credentials",
         "sftp-server",
     }
 )

@@ -106,6 +106,64 @@ class SimpleCommand:
 _ARITH_PARAM = re.compile(r"!?[A-Za-z_][A-Za-z0-9_]*(?:\[(?![@*]\])([^\]]*)\]|:(?![-=?+])([^}]*))")
 
 
+def _quote_end(s: str, i: int) -> int | None:
+    """Index of the quote closing the one at ``s[i]``: ``$'..'`` takes backslash escapes,
+    and a double-quoted ``"$(echo '"')"`` holds a substitution with quotes of its own."""
+    if s[i] == "'":
+        j = i + 1
+        while j < len(s):
+            if s[j] == "\\" and i and s[i - 1] == "$":
+                j += 2
+                continue
+            if s[j] == "'":
+                return j
+            j += 1
+        return None
+    j = i + 1
+    while j < len(s):
+        c = s[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == '"':
+            return j
+        if s.startswith("$(", j):
+            end = _paren_end(s, j + 2)
+            if end is None:
+                return None
+            j = end
+        elif c == "`":
+            end = s.find("`", j + 1)
+            if end < 0:
+                return None
+            j = end
+        j += 1
+    return None
+
+
+def _paren_end(s: str, j: int) -> int | None:
+    """Index of the ``)`` closing a ``$(`` whose text starts at ``j`` (quotes skipped)."""
+    depth = 0
+    while j < len(s):
+        c = s[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c in "'\"":
+            end = _quote_end(s, j)
+            if end is None:
+                return None
+            j = end
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            if depth == 0:
+                return j
+            depth -= 1
+        j += 1
+    return None
+
+
 class Lexer:
     """Cursor over the source with the reading state; ``shparse._Parser`` adds grammar."""
 
@@ -513,8 +571,8 @@ class Lexer:
             elif c == "\\":
                 i += 1  # an escaped character: \' is not a quote
             elif c in "'\"":
-                end = s.find(c, i + 1)
-                if end < 0:
+                end = _quote_end(s, i)
+                if end is None:
                     return None
                 i = end
             i += 1
