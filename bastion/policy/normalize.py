@@ -230,6 +230,7 @@ _HANDLED = (
     | _COMPOSE
     | {"sed", "find", "eval", "source", ".", "trap", "alias", "at", "batch", "less", "more"}
     | {"most", "make", "gmake", "kubectl", "oc", "docker", "podman", "nerdctl", "hash"}
+    | {"crictl", "lxc", "incus"}
     | {"enable", "fc", "r", "mapfile", "readarray", "complete", "compgen", "bind", "parted"}
     | {"export", "declare", "typeset", "local", "readonly", "git", "ip", "pkill", "killall"}
 )
@@ -294,6 +295,10 @@ def _grants_setuid(name: str, args: list[Word]) -> bool:
     return False
 
 
+#: Container tools whose exec/run start a command inside (the CRI client, LXD/Incus too).
+_CONTAINER_TOOLS = frozenset(
+    {"kubectl", "oc", "docker", "podman", "nerdctl", "crictl", "lxc", "incus"}
+)
 #: A process-id lookup by name as a word: ``$(pidof NAME)``, `` `pgrep -f PATTERN` ``.
 _PID_LOOKUP = re.compile(r"(?:\$\(|`)\s*(pidof|pgrep)\s+([^`)]*?)\s*(?:\)|`)", re.S)
 _VAR_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[.*\])?", re.S)
@@ -806,7 +811,7 @@ class Normalizer(ScriptReadings, ToolReadings):
                     )
                 ):
                     tags.add("interpreter-code")
-        elif name in ("kubectl", "oc", "docker", "podman", "nerdctl") or name in _COMPOSE:
+        elif name in _CONTAINER_TOOLS or name in _COMPOSE:
             self.container_exec(name, args, sc, via, depth, assigns)
         elif name in SQL_CLIENTS:
             return self.sql(name, args, sc, via, depth, tags)
