@@ -299,6 +299,15 @@ def _grants_setuid(name: str, args: list[Word]) -> bool:
 _CONTAINER_TOOLS = frozenset(
     {"kubectl", "oc", "docker", "podman", "nerdctl", "crictl", "lxc", "incus"}
 )
+
+
+def _unit_file(args: list[Word]) -> bool:
+    """``systemctl link|enable PATH``: a unit file given by path, whose commands run."""
+    ops = read_options(args, OPT_SPECS.get("systemctl")).operands
+    verbs = ("link", "enable", "reenable", "start", "restart")
+    return bool(ops) and ops[0].value in verbs and any("/" in w.value for w in ops[1:])
+
+
 #: A process-id lookup by name as a word: ``$(pidof NAME)``, `` `pgrep -f PATTERN` ``.
 _PID_LOOKUP = re.compile(r"(?:\$\(|`)\s*(pidof|pgrep)\s+([^`)]*?)\s*(?:\)|`)", re.S)
 _VAR_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[.*\])?", re.S)
@@ -671,6 +680,8 @@ class Normalizer(ScriptReadings, ToolReadings):
             self.kill_lookups(args, sc, via, depth, assigns)
         if name in ("chmod", "install") and _grants_setuid(name, args):
             tags.add("grants-setuid")
+        if name == "systemctl" and _unit_file(args):
+            tags.add("script-file")  # systemctl link /tmp/x.service: its ExecStart= runs
         if any(_METADATA_CREDENTIALS.search(w.value) for w in args):
             tags.add("metadata-credentials")
         if name in ("cd", "pushd", "popd"):
