@@ -308,6 +308,8 @@ def _unit_file(args: list[Word]) -> bool:
     return bool(ops) and ops[0].value in verbs and any("/" in w.value for w in ops[1:])
 
 
+#: An expansion into any number of words: ``"$@"``, ``$*``, ``"${a[@]}"``.
+_MANY_WORDS = re.compile(r"\$(?:\{)?[@*]|\[[@*]\]\}")
 #: A process-id lookup by name as a word: ``$(pidof NAME)``, `` `pgrep -f PATTERN` ``.
 _PID_LOOKUP = re.compile(r"(?:\$\(|`)\s*(pidof|pgrep)\s+([^`)]*?)\s*(?:\)|`)", re.S)
 _VAR_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[.*\])?", re.S)
@@ -531,7 +533,8 @@ class Normalizer(ScriptReadings, ToolReadings):
             program in ("chmod", "chown", "chgrp")
             and read.operands
             and not any(o.startswith("--ref") for o, _ in read.options)
-        ):  # the mode or owner is not a path (chown -R $USER: dir)
+            and not _MANY_WORDS.search(read.operands[0].raw)
+        ):  # the mode or owner is not a path (chown -R $USER: dir); "$@" is mode and paths
             read.operands = read.operands[1:]
             read.maybe = [w for w in read.maybe if w in read.operands]
         if limit is not None:  # a wrapper: the inner command's words are not its options
