@@ -86,8 +86,27 @@ class FileRule:
             shape = re.compile(".*".join(re.escape(p) for p in parts), re.S)
             return None if any(shape.fullmatch(x) for x in samples) else False
         glob = resolve_path(word.value, cwd)
-        if glob is not None and any(fnmatchcase(x, glob) for x in samples):
+        if glob is not None and (
+            any(fnmatchcase(x, glob) for x in samples) or self.matches(op, _instance(glob))
+        ):  # /etc/sha*; /home/*/.ssh/id_rsa (its own name fixed, the home any)
             return None
+        return False
+
+    def could_be_literal(
+        self, op: str, word: Word, literals: tuple[str, ...], cwd: str | None
+    ) -> bool | None:
+        """Maybe, when a run-time word filled with literal text of the same input names
+        a protected path (``x=/etc/shadow; cat $x``, ``echo /etc/shadow | xargs cat``)."""
+        for lit in literals:
+            for text in {lit, *lit.split()}:
+                path = resolve_path(word.value.replace(DYN, text), cwd)
+                if path is None:
+                    continue
+                if self.matches(op, _instance(path)) or (
+                    path != _instance(path)
+                    and self.could_match(op, Word(path, glob=True), cwd) is not False
+                ):
+                    return None
         return False
 
     def _somewhere(self, op: str, word: Word) -> bool | None:
@@ -111,6 +130,14 @@ class FileRule:
         return False
 
 
+def _instance(glob: str) -> str:
+    """One path a glob names (``*`` as ``u``, ``?`` as ``x``, ``[ab]`` as ``a``; a negated
+    class as a character no protected name holds)."""
+    glob = re.sub(r"\[[!^][^\]]*\]", "\x01", glob)
+    return re.sub(r"\[(.)[^\]]*\]", r"\1", glob).replace("*", "u").replace("?", "x")
+
+
+_MANY_WORDS = re.compile(r"\$(?:\{)?[@*]|\[[@*]\]\}")
 _ANY_NAME = re.compile(r"[*?]*")
 
 
@@ -247,6 +274,7 @@ def command_ops(cmd: Command) -> list[tuple[str, Word]]:
         prog in _PATTERN_FIRST
         and operands
         and not ({"-e", "-f", "--file", "--regexp", "--expression"} & cmd.options)
+        and not _MANY_WORDS.search(operands[0].raw)  # grep "$@": the pattern and files
     ):
         operands = operands[1:]  # grep PATTERN FILE, sed SCRIPT FILE, awk PROGRAM FILE
     if prog in _REMOVERS:

@@ -419,6 +419,9 @@ class Command:
     #: operands only known at run time that could be options (see getopt.could_be_option)
     maybe_options: tuple[Word, ...] = ()
     dest: Word | None = None  # where cp/mv/install/ln/rsync/scp write
+    #: literal text this input assigns or prints (x=/etc/shadow, for f in ..., echo P |
+    #: xargs, $(echo P)): what a word only known at run time here may turn out to be
+    literals: tuple[str, ...] = ()
 
 
 #: find tests that select some files only (then {} is some of what lies under a root)
@@ -475,6 +478,7 @@ class Normalizer(ScriptReadings, ToolReadings):
         self.written: set[str] = set()  # paths written so far in this input
         self.links: dict[str, tuple[str, bool]] = {}  # see ToolReadings.note_link
         self.cdpath = False  # CDPATH set in this input: "cd NAME" may go anywhere
+        self.literals: tuple[str, ...] = ()  # see Command.literals
 
     @property
     def timeout(self) -> float:
@@ -564,6 +568,7 @@ class Normalizer(ScriptReadings, ToolReadings):
             tuple((o, v.value) for o, v in read.options if v is not None),
             tuple(read.maybe),
             target,
+            self.literals if any(w.dynamic for w in args) else (),
         )
         if at is None:
             self.out.append(cmd)
@@ -1273,5 +1278,30 @@ def normalize(
     ``trust``: the commands were parsed with ``parse(trust=True)``; strings they run are
     parsed the same way."""
     n = Normalizer(cwd, timeout, trust)
+    n.literals = _literals(cmds)
     n.run(cmds)
     return n.out
+
+
+_ARRAY_ITEM = re.compile(r"""'([^']*)'|"([^"$`\\]*)"|([^\s()'"$`]+)""")
+
+
+def _literals(cmds: list[SimpleCommand]) -> tuple[str, ...]:
+    """Literal words this input assigns (``x=P``, ``a=(P Q)``, ``for f in P``), prints
+    (``echo P``, ``printf P``, ``set -- P``, ``ls P``) or feeds as a here-string: a run-time word
+    may be any of them (at most 64, paths and names only)."""
+    found: dict[str, None] = {}
+    for sc in cmds:
+        for _, value in sc.assigns:
+            if not value.dynamic:
+                found[value.value] = None
+            elif value.raw.startswith("(") or "=(" in value.raw:  # a=(P Q): its items
+                for m in _ARRAY_ITEM.finditer(value.raw.split("(", 1)[1].rstrip(")")):
+                    found[next(g for g in m.groups() if g is not None)] = None
+        words = sc.words
+        if words and words[0].value in ("echo", "printf", "set", "ls"):
+            found.update((w.value, None) for w in words[1:] if not w.dynamic)
+        for r in sc.redirects:
+            if r.op == "<<<" and r.target is not None and not r.target.dynamic:
+                found.update((x, None) for x in r.target.value.split())
+    return tuple(x for x in found if x and not x.startswith("-") and len(x) < 4096)[:64]
