@@ -90,6 +90,8 @@ def writes(program: str, read: OptRead) -> list[Word]:
     at = OUTPUT_OPERANDS.get(program)
     if at is not None and len(read.operands) > at:
         found.append(read.operands[at])
+    if program == "mount" and len(read.operands) >= 2 and _binds(read):
+        found.append(read.operands[-1])  # mount --bind SRC /etc/passwd replaces what it names
     if program == "git" and len(read.operands) >= 3 and read.operands[0].value == "clone":
         found.append(_under_dir(read.operands[2]))  # git clone URL DIR fills DIR
     if program == "dd":
@@ -135,6 +137,20 @@ def writes(program: str, read: OptRead) -> list[Word]:
             if program == "mv":
                 found += sources
     return found
+
+
+def _binds(read: OptRead) -> bool:
+    """``mount --bind``/``-B``/``--rbind``/``-o bind``: a path mounted over another."""
+    for o, v in read.options:
+        if o in ("--bind", "-B", "--rbind", "-R"):
+            return True
+        if (
+            o in ("-o", "--options")
+            and v is not None
+            and {"bind", "rbind"} & set(v.value.split(","))
+        ):
+            return True
+    return False
 
 
 def _under_dir(w: Word) -> Word:

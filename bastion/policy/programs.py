@@ -213,6 +213,7 @@ OPT_SPECS: dict[str, Spec] = {
     "du": spec(
         "d:B:t:X:", "files0-from max-depth block-size threshold exclude-from exclude time-style"
     ),
+    "mount": spec("o:t:L:U:T:BR", "options types label uuid fstab", "bind rbind move"),
     "date": spec("d:f:r:s:I::", "date file reference set iso-8601 rfc-3339"),
     "touch": spec("d:t:r:", "date reference time"),
 }

@@ -307,6 +307,10 @@ class Lexer:
             ("<(", ">("), self.i
         ):  # done < <(cmd): a process substitution is a target
             raise self.fail(f"missing target for {op}")
+        if op in (">&", "<&") and self.s.startswith("-", self.i):
+            # bash closes the descriptor on the "-" alone: ">&-reboot" is "reboot 1>&-"
+            self.i += 1
+            return Redirect(op, Word("-", "-"))
         if op in ("<<", "<<-"):
             chars, _, _ = self.read_word_chars()
             start = m.end()
