@@ -300,6 +300,8 @@ class Lexer:
         m = _REDIRECT.match(self.s, self.i)
         if not m or self.s.startswith(("<(", ">("), m.start(2)):
             return None
+        if m.group(1) and m.group(2).startswith("&"):
+            return None  # bash takes no descriptor before &>: "{f}&>x" runs a command {f}
         op = m.group(2)
         self.i = m.end()
         self.skip_blanks()
