@@ -1016,6 +1016,10 @@ class Normalizer(ScriptReadings, ToolReadings):
         here = f"via {name} {via}".strip()
         for opts, idx in wrapper_options(args, w.spec):
             names = {o for o, _ in opts}
+            if name == "sudo" and names & {"-e", "--edit"} and idx is not None:
+                # sudo -e FILE is sudoedit FILE: an editor on the files, as root
+                files = [Word("sudoedit"), *args[idx:]]
+                self.command(files, sc, here, depth + 1, set(), assigns)
             if names & w.no_exec:
                 continue
             inner_assigns = assigns
