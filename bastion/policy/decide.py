@@ -307,6 +307,8 @@ class Policy:
                     if frule.action == "allow":
                         continue
                     fm = frule.could_match(op, word, cmd.cwd)
+                    if fm is False and word.dynamic and cmd.literals:
+                        fm = frule.could_be_literal(op, word, cmd.literals, cmd.cwd)
                     if fm is False:
                         continue
                     action = frule.action

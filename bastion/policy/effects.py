@@ -19,7 +19,7 @@ import posixpath
 import re
 
 from .getopt import OptRead
-from .programs import OUTPUT_OPTS, TARGET_DIR_OPTS
+from .programs import OUTPUT_DIR_OPTS, OUTPUT_OPERANDS, OUTPUT_OPTS, TARGET_DIR_OPTS
 from .shparse import SimpleCommand
 from .words import DYN, FOUND, SOME, Word, ansi_c_decode
 
@@ -85,6 +85,15 @@ def writes(program: str, read: OptRead) -> list[Word]:
     cp SRC DEST, mv SRC DEST: the source goes away too)."""
     outs = OUTPUT_OPTS.get(program)
     found = [v for o, v in read.options if v is not None and outs and o in outs]
+    dirs = OUTPUT_DIR_OPTS.get(program, frozenset())
+    found += [_under_dir(v) for o, v in read.options if v is not None and o in dirs]
+    at = OUTPUT_OPERANDS.get(program)
+    if at is not None and len(read.operands) > at:
+        found.append(read.operands[at])
+    if program == "mount" and len(read.operands) >= 2 and _binds(read):
+        found.append(read.operands[-1])  # mount --bind SRC /etc/passwd replaces what it names
+    if program == "git" and len(read.operands) >= 3 and read.operands[0].value == "clone":
+        found.append(_under_dir(read.operands[2]))  # git clone URL DIR fills DIR
     if program == "dd":
         found += [
             Word(w.value[3:], w.raw, w.dynamic, w.glob)
@@ -113,7 +122,10 @@ def writes(program: str, read: OptRead) -> list[Word]:
         if target is not None:
             sources = [w for w in read.operands if w is not target]
             found.append(target)
-            if not target.dynamic and resolve_path(target.value, None) in _DIRS:
+            into = any(o in TARGET_DIR_OPTS for o, _ in read.options) or (
+                target.value.endswith("/") and program != "rsync"
+            )
+            if not target.dynamic and (into or resolve_path(target.value, None) in _DIRS):
                 for src in sources:  # "cp x /etc": writes /etc/x
                     name = src.value.rstrip("/").rsplit("/", 1)[-1]
                     if src.value.endswith("/") or not name or src.glob:  # rsync a/ /etc
@@ -127,8 +139,28 @@ def writes(program: str, read: OptRead) -> list[Word]:
     return found
 
 
+def _binds(read: OptRead) -> bool:
+    """``mount --bind``/``-B``/``--rbind``/``-o bind``: a path mounted over another."""
+    for o, v in read.options:
+        if o in ("--bind", "-B", "--rbind", "-R"):
+            return True
+        if (
+            o in ("-o", "--options")
+            and v is not None
+            and {"bind", "rbind"} & set(v.value.split(","))
+        ):
+            return True
+    return False
+
+
+def _under_dir(w: Word) -> Word:
+    """Some file under directory ``w``, named at run time (a download, a clone)."""
+    return Word(w.value.rstrip("/") + "/" + DYN, SOME, True) if not w.dynamic else w
+
+
 def _extract_targets(program: str, read: OptRead) -> list[Word]:
-    """Where an archive is extracted: anything under -C / -d DIR (default: the cwd)."""
+    """Where an archive is extracted: anything under -C / -d DIR (default: the cwd), or
+    anywhere with ``tar -P`` (members named /etc/passwd are written there)."""
     names = {o for o, _ in read.options}
     first = read.operands[0].value if read.operands else ""
     if program == "tar" and not (
@@ -141,6 +173,10 @@ def _extract_targets(program: str, read: OptRead) -> list[Word]:
     where = [
         v for o, v in read.options if v is not None and o in ("-C", "--directory", "-d", "-D")
     ] or [Word(".")]
+    if program in ("tar", "bsdtar") and (
+        names & {"-P", "--absolute-names"} or (first.isalpha() and "P" in first)
+    ):
+        where.append(Word("/"))
     return [
         Word(w.value.rstrip("/") + "/" + DYN, SOME, True) if not w.dynamic else w for w in where
     ]

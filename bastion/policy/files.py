@@ -28,7 +28,7 @@ from ..schema import check
 from ..tomlsource import TomlSource
 from .effects import resolve_path
 from .normalize import Command
-from .programs import OUTPUT_OPTS
+from .programs import INPUT_OPTS, OUTPUT_OPTS
 from .rules import Approval, approval_of, in_scope, path_test
 from .schema import FILE_OPS, FileRuleModel
 from .words import DYN, Word
@@ -69,8 +69,11 @@ class FileRule:
             return False
         if not word.dynamic and not word.glob:
             path = resolve_path(word.value, cwd)
-            return False if path is None else self.matches(op, path)
+            return self.matches(op, path) if path is not None else self._somewhere(op, word)
         static = word.value.split(DYN, 1)[0]
+        probe = resolve_path(word.value.replace(DYN, "x"), cwd)
+        if word.dynamic and probe is not None and self.matches(op, probe):
+            return None  # "/etc/cron.d/$f" can be a file /etc/cron* names
         if word.dynamic and not static.startswith(("/", "~")):
             return False
         samples = _matching_samples(self.paths, self.not_paths)
@@ -83,9 +86,59 @@ class FileRule:
             shape = re.compile(".*".join(re.escape(p) for p in parts), re.S)
             return None if any(shape.fullmatch(x) for x in samples) else False
         glob = resolve_path(word.value, cwd)
-        if glob is not None and any(fnmatchcase(x, glob) for x in samples):
+        if glob is not None and (
+            any(fnmatchcase(x, glob) for x in samples) or self.matches(op, _instance(glob))
+        ):  # /etc/sha*; /home/*/.ssh/id_rsa (its own name fixed, the home any)
             return None
         return False
+
+    def could_be_literal(
+        self, op: str, word: Word, literals: tuple[str, ...], cwd: str | None
+    ) -> bool | None:
+        """Maybe, when a run-time word filled with literal text of the same input names
+        a protected path (``x=/etc/shadow; cat $x``, ``echo /etc/shadow | xargs cat``)."""
+        for lit in literals:
+            for text in {lit, *lit.split()}:
+                path = resolve_path(word.value.replace(DYN, text), cwd)
+                if path is None:
+                    continue
+                if self.matches(op, _instance(path)) or (
+                    path != _instance(path)
+                    and self.could_match(op, Word(path, glob=True), cwd) is not False
+                ):
+                    return None
+        return False
+
+    def _somewhere(self, op: str, word: Word) -> bool | None:
+        """A relative path from a directory only known at run time (``pushd /etc; cat
+        shadow``, ``cd "$D"``), or one climbing above the home (``../../etc/shadow``):
+        maybe, when some protected path ends with it."""
+        parts = [p for p in word.value.split("/") if p not in ("", ".")]
+        while parts and parts[0] == "..":
+            parts.pop(0)
+        if not parts or ".." in parts:
+            return False
+        tail = "/".join(parts)
+        if self.not_paths and _test(self.not_paths)("/" + tail):
+            return False
+        for p in self.paths:
+            ends = p.split("/")[-len(parts) :]
+            if p.startswith("@") or len(ends) != len(parts) or _ANY_NAME.fullmatch("".join(ends)):
+                continue  # ".../*" names no file in particular
+            if fnmatchcase(tail, "/".join(ends)):
+                return None
+        return False
+
+
+def _instance(glob: str) -> str:
+    """One path a glob names (``*`` as ``u``, ``?`` as ``x``, ``[ab]`` as ``a``; a negated
+    class as a character no protected name holds)."""
+    glob = re.sub(r"\[[!^][^\]]*\]", "\x01", glob)
+    return re.sub(r"\[(.)[^\]]*\]", r"\1", glob).replace("*", "u").replace("?", "x")
+
+
+_MANY_WORDS = re.compile(r"\$(?:\{)?[@*]|\[[@*]\]\}")
+_ANY_NAME = re.compile(r"[*?]*")
 
 
 @lru_cache(maxsize=256)
@@ -221,6 +274,7 @@ def command_ops(cmd: Command) -> list[tuple[str, Word]]:
         prog in _PATTERN_FIRST
         and operands
         and not ({"-e", "-f", "--file", "--regexp", "--expression"} & cmd.options)
+        and not _MANY_WORDS.search(operands[0].raw)  # grep "$@": the pattern and files
     ):
         operands = operands[1:]  # grep PATTERN FILE, sed SCRIPT FILE, awk PROGRAM FILE
     if prog in _REMOVERS:
@@ -231,6 +285,12 @@ def command_ops(cmd: Command) -> list[tuple[str, Word]]:
         ops += [("rename", w) for w in operands]
     elif prog in ("ln",):
         ops += [("symlink", w) for w in operands]
+    elif prog == "dd":  # dd if=/dev/mem: the input is named inside the operand
+        ops += [
+            ("read", Word(w.value[3:], w.raw, w.dynamic, w.glob))
+            for w in operands
+            if w.value.startswith("if=")
+        ]
     elif prog in _COPIERS:
         ops += [("read", w) for w in operands]
     elif prog not in _METADATA_ONLY and prog:
@@ -241,4 +301,24 @@ def command_ops(cmd: Command) -> list[tuple[str, Word]]:
             for o, v in cmd.option_values
             if v and "\x00" not in v and o not in outputs
         ]
+    inputs = INPUT_OPTS.get(prog, frozenset())
+    ops += [("read", Word(v)) for o, v in cmd.option_values if v and o in inputs]
+    for w in cmd.words:
+        if (embedded := _embedded_path(w)) is not None:
+            ops.append(("read", embedded))
     return ops
+
+
+#: An argument that names a file to read inside it: ``file:///etc/shadow``, curl's
+#: ``-d @FILE`` and ``-F name=@FILE`` / ``name=<FILE``, httpie's ``field@FILE``.
+_EMBEDDED = re.compile(
+    r"(?:file://(?:localhost)?(?=/)|[@<]|[^\s=@<:/]+=[@<]|[^\s=@<:/]+=?@)(.+)", re.S
+)
+
+
+def _embedded_path(w: Word) -> Word | None:
+    """The file an argument names inside it (see ``_EMBEDDED``), if any."""
+    m = _EMBEDDED.fullmatch(w.value.split(";", 1)[0])
+    if m is None or m.group(1) == "-":
+        return None
+    return Word(m.group(1), w.raw, w.dynamic, w.glob)

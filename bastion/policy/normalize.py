@@ -26,7 +26,9 @@ written files: see ``effects``.
 
 from __future__ import annotations
 
+import posixpath
 import re
+import shlex
 import time
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
@@ -102,11 +104,25 @@ _SCRIPT_RUNNERS = SHELLS | {
     "groovy",
     "julia",
     "osascript",
+    "wish",
+    "jrunscript",
+    "octave",
+    "ghci",
+    "runghc",
+    "erl",
+    "escript",
+    "elixir",
+    "scala",
+    "guile",
+    "racket",
+    "sbcl",
+    "clisp",
 }
 _AWKS = {"awk", "gawk", "mawk", "nawk", "busybox-awk"}
 _AWK_CODE = re.compile(
     r"system\s*\(|\|\s*&?\s*getline|\b(print|printf)\b[^;{}]*[|>]"
     r"|\|&|@load|@include|extension\s*\("
+    r"|@[A-Za-z_][A-Za-z0-9_]*\s*\("  # gawk @f("CMD") with f = "sys" "tem": an indirect call
 )
 #: Shell reserved words: a wrapper runs them as a program that does not exist
 _RESERVED = frozenset(
@@ -137,7 +153,8 @@ _RESERVED = frozenset(
         ")",
     }
 )
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+#: env and sudo take every leading word with "=" as NAME=VALUE (BASH_FUNC_f%%=... too)
+_ENV_NAME = re.compile(r"^[^=\s-][^=]*=")
 #: Options whose value is SQL (or a redis/mongo command) the client runs.
 _SQL_OPTS = frozenset(
     {"-c", "--command", "-e", "--execute", "--eval", "-q", "--query", "-Q", "--cmd", "-cmd"}
@@ -215,51 +232,136 @@ _HANDLED = (
     | _COMPOSE
     | {"sed", "find", "eval", "source", ".", "trap", "alias", "at", "batch", "less", "more"}
     | {"most", "make", "gmake", "kubectl", "oc", "docker", "podman", "nerdctl", "hash"}
+    | {"crictl", "lxc", "incus"}
     | {"enable", "fc", "r", "mapfile", "readarray", "complete", "compgen", "bind", "parted"}
     | {"export", "declare", "typeset", "local", "readonly", "git", "ip", "pkill", "killall"}
 )
 #: Builtins that declare, export or name-reference variables (``export A=1 B``).
 _DECLARERS = frozenset({"export", "declare", "typeset", "local", "readonly"})
-#: Builtins that set the variables they are given the names of, with their option specs
-#: (bash's own options: the name follows ``-v`` or ``-a``, or is an operand).
-_ASSIGNERS: dict[str, Spec | None] = {
-    **dict.fromkeys(_DECLARERS, None),
-    "read": spec("+a:d:i:n:N:p:t:u:ers", style="leading"),
-    "mapfile": spec("+d:n:O:s:u:C:c:t", style="leading"),
-    "readarray": spec("+d:n:O:s:u:C:c:t", style="leading"),
-    "printf": spec("+v:", style="leading"),
-    "getopts": spec("+", style="leading"),
+_DECLARED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[[^\]]*\])?\+?=")
+_BARE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _declared(args: list[Word]) -> tuple[str, ...]:
+    """The variable names ``export A=1 B+=2 C[0]=3`` assigns (options left out)."""
+    return tuple(m.group(1) for w in args if (m := _DECLARED.match(w.value)))
+
+
+def _exported_as_is(args: list[Word]) -> tuple[str, ...]:
+    """Names ``export NAME`` / ``declare -x NAME`` give without a value: a variable set
+    earlier (``printf -v LD_PRELOAD ...``) then reaches every later command."""
+    return tuple(w.value for w in args if _BARE_NAME.fullmatch(w.value))
+
+
+def _above_home(value: str, cwd: str | None) -> str:
+    """Where ``cd`` goes above the home, whose depth is unknown: two levels up from a
+    home (/root, /home/u) is / whatever its depth; one level up stays relative to the
+    home (``~/..``: paths under it resolve to nothing known)."""
+    base = cwd or "~"
+    if DYN in value or not base.startswith("~"):
+        return "?"
+    parts = posixpath.normpath(posixpath.join(base[1:].lstrip("/") or ".", value)).split("/")
+    ups = len(parts) - len([p for p in parts if p != ".."])
+    if ".." in parts[ups:]:
+        return "?"
+    return "/".join(["~", *parts]) if ups < 2 else "/" + "/".join(parts[ups:])
+
+
+#: Cloud metadata endpoints that hand out the machine's credentials (AWS instance and ECS
+#: task roles, Azure managed identities, GCP service accounts).
+_METADATA_CREDENTIALS = re.compile(
+    r"(169\.254\.169\.254|\[?fd00:ec2::254\]?|metadata\.google\.internal|169\.254\.170\.2)"
+    r"[^\s]*/(security-credentials|identity/oauth2/token|service-accounts/[^/\s]+/token"
+    r"|v2/credentials)",
+    re.I,
+)
+_MODE_CLAUSE = re.compile(r"([ugoa]*)([-+=])([rwxXstugo]*)")
+
+
+def _grants_setuid(name: str, args: list[Word]) -> bool:
+    """``chmod u+s F``, ``chmod 4755 F``, ``install -m 4755``: a mode with set-user-ID."""
+    if name == "install":
+        read = read_options(args, OPT_SPECS.get("install"))
+        modes = [v for o, v in read.options if o in ("-m", "--mode") and v is not None]
+    else:
+        modes = [w for w in args if not w.value.startswith("-") or _MODE_CLAUSE.fullmatch(w.value)]
+        modes = modes[:1]
+    for w in modes:
+        if w.dynamic:
+            continue
+        if re.fullmatch(r"0*[4-7][0-7]{3}", w.value):
+            return True
+        for clause in w.value.split(","):
+            m = _MODE_CLAUSE.fullmatch(clause)
+            who = m.group(1) if m else ""
+            if (
+                m
+                and m.group(2) in "+="
+                and "s" in m.group(3)
+                and (not who or set(who) & {"u", "a"})
+            ):
+                return True
+    return False
+
+
+#: Container tools whose exec/run start a command inside (the CRI client, LXD/Incus too).
+_CONTAINER_TOOLS = frozenset(
+    {"kubectl", "oc", "docker", "podman", "nerdctl", "crictl", "lxc", "incus"}
+)
+
+
+def _unit_file(args: list[Word]) -> bool:
+    """``systemctl link|enable PATH``: a unit file given by path, whose commands run."""
+    ops = read_options(args, OPT_SPECS.get("systemctl")).operands
+    verbs = ("link", "enable", "reenable", "start", "restart")
+    return bool(ops) and ops[0].value in verbs and any("/" in w.value for w in ops[1:])
+
+
+#: An expansion into any number of words: ``"$@"``, ``$*``, ``"${a[@]}"``.
+_MANY_WORDS = re.compile(r"\$(?:\{)?[@*]|\[[@*]\]\}")
+#: A process-id lookup by name as a word: ``$(pidof NAME)``, `` `pgrep -f PATTERN` ``.
+_PID_LOOKUP = re.compile(r"(?:\$\(|`)\s*(pidof|pgrep)\s+([^`)]*?)\s*(?:\)|`)", re.S)
+_VAR_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[.*\])?", re.S)
+#: Builtins that store into variables named by their arguments, with their options.
+_NAME_SETTERS = {
+    "read": spec("a:d:i:n:N:p:t:u:ers", ""),
+    "mapfile": spec("d:n:O:s:u:C:c:t", ""),
+    "readarray": spec("d:n:O:s:u:C:c:t", ""),
+    "printf": spec("v:", ""),
+    "getopts": spec(style="operands"),
 }
-_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[[^\]]*\])?(\+?=|$)")
 
 
-def _assigned_names(program: str, args: list[Word]) -> tuple[str, ...]:
-    """The variables a builtin sets, or exports as they are: ``export A=1 B`` (A, B),
-    ``declare -n r=PAGER`` (r, and PAGER, which assigning r sets), ``read -a X Y``,
-    ``mapfile`` (MAPFILE by default), ``printf -v X``, ``getopts OPTS X``. A variable
-    already exported (the pager environment the bastion sets) reaches later commands."""
-    if program in _DECLARERS:
-        options = "".join(w.value[1:] for w in args if w.value.startswith(("-", "+")))
-        names = []
-        for w in args:
-            m = _NAME.match(w.value)
-            if w.value.startswith(("-", "+")) or not m:
-                continue
-            names.append(m.group(1))
-            target = w.value.split("=", 1)[1] if m.group(2) else ""
-            if "n" in options and (t := _NAME.match(target)) and not t.group(2):
-                names.append(t.group(1))  # declare -n ref=NAME: ref's assignments set NAME
-        return tuple(names)
-    read = read_options(args, _ASSIGNERS[program])
-    named = [v.value for o, v in read.options if o in ("-a", "-v") and v is not None]
-    operands = [w.value for w in read.operands]
-    if program == "read":
-        named += operands or ["REPLY"]
-    elif program in ("mapfile", "readarray"):
-        named += operands[:1] or ["MAPFILE"]
-    elif program == "getopts":
-        named += operands[1:2]
-    return tuple(m.group(1) for n in named if (m := _NAME.match(n)) and not m.group(2))
+def _assigned(name: str, args: list[Word]) -> tuple[tuple[str, ...], bool]:
+    """Variables a builtin stores into besides NAME=VALUE words (``read GIT_PAGER``,
+    ``printf -v 'PAGER[0]'``, ``getopts o LD_PRELOAD``), and for ``declare -n REF=NAME``
+    the name a nameref makes writable under another name; True when that name is only
+    known at run time (``declare -n r; r=PATH``, ``local -n r=$1``)."""
+    if name in _DECLARERS:
+        names = _declared(args) + _exported_as_is(args)
+        if name == "export" or not any(w.value.startswith("-") and "n" in w.value for w in args):
+            return names, False
+        refs = [w for w in args if not w.value.startswith(("-", "+"))]
+        targets = [w.value.partition("=")[2] for w in refs]
+        unknown = any(
+            w.dynamic or "=" not in w.value or not _VAR_NAME.fullmatch(t)
+            for w, t in zip(refs, targets, strict=True)
+        )
+        found = tuple(m.group(1) for t in targets if (m := _VAR_NAME.fullmatch(t)))
+        return names + found, unknown
+    if name not in _NAME_SETTERS:
+        return (), False
+    read = read_options(args, _NAME_SETTERS[name])
+    if name == "printf":
+        words = [v for o, v in read.options if o == "-v" and v is not None]
+    elif name == "getopts":
+        words = read.operands[1:2]
+    elif name == "read":
+        words = [v for o, v in read.options if o == "-a" and v is not None] + read.operands
+    else:
+        words = read.operands[:1]
+    unknown = any(w.dynamic for w in words)
+    return tuple(m.group(1) for w in words if (m := _VAR_NAME.fullmatch(w.value))), unknown
 
 
 _CONTAINER_SPEC = spec(
@@ -326,6 +428,9 @@ class Command:
     #: operands only known at run time that could be options (see getopt.could_be_option)
     maybe_options: tuple[Word, ...] = ()
     dest: Word | None = None  # where cp/mv/install/ln/rsync/scp write
+    #: literal text this input assigns or prints (x=/etc/shadow, for f in ..., echo P |
+    #: xargs, $(echo P)): what a word only known at run time here may turn out to be
+    literals: tuple[str, ...] = ()
 
 
 #: find tests that select some files only (then {} is some of what lies under a root)
@@ -381,6 +486,8 @@ class Normalizer(ScriptReadings, ToolReadings):
         self.guessing = 0  # readings of unknown programs' arguments in progress
         self.written: set[str] = set()  # paths written so far in this input
         self.links: dict[str, tuple[str, bool]] = {}  # see ToolReadings.note_link
+        self.cdpath = False  # CDPATH set in this input: "cd NAME" may go anywhere
+        self.literals: tuple[str, ...] = ()  # see Command.literals
 
     @property
     def timeout(self) -> float:
@@ -394,6 +501,7 @@ class Normalizer(ScriptReadings, ToolReadings):
         for sc in cmds:
             ctx = " ".join(x for x in (sc.context, via) if x)
             assigns = tuple(name for name, _ in sc.assigns if name)
+            self.cdpath = self.cdpath or "CDPATH" in assigns
             tags = set(sc.tags)
             if any(name == "PATH" and path_hijack(value) for name, value in sc.assigns):
                 tags.add("path-hijack")
@@ -431,12 +539,15 @@ class Normalizer(ScriptReadings, ToolReadings):
     ) -> Command:
         if program in ("tar", "bsdtar") and args and re.fullmatch(r"[A-Za-z]+", args[0].value):
             args = [Word("-" + args[0].value, args[0].raw)] + args[1:]  # old style: tar czf
+        if opts is None and program in WRAPPERS and program not in OPT_SPECS:
+            opts = WRAPPERS[program].spec  # strace -o FILE: its own options, read its way
         read = read_options(args[:limit], opts or OPT_SPECS.get(program))
         if (
             program in ("chmod", "chown", "chgrp")
             and read.operands
             and not any(o.startswith("--ref") for o, _ in read.options)
-        ):  # the mode or owner is not a path (chown -R $USER: dir)
+            and not _MANY_WORDS.search(read.operands[0].raw)
+        ):  # the mode or owner is not a path (chown -R $USER: dir); "$@" is mode and paths
             read.operands = read.operands[1:]
             read.maybe = [w for w in read.maybe if w in read.operands]
         if limit is not None:  # a wrapper: the inner command's words are not its options
@@ -466,6 +577,7 @@ class Normalizer(ScriptReadings, ToolReadings):
             tuple((o, v.value) for o, v in read.options if v is not None),
             tuple(read.maybe),
             target,
+            self.literals if any(w.dynamic for w in args) else (),
         )
         if at is None:
             self.out.append(cmd)
@@ -547,10 +659,20 @@ class Normalizer(ScriptReadings, ToolReadings):
                     set(),
                     assigns,
                 )
-        if name in _ASSIGNERS:  # export LD_PRELOAD=x.so, read PAGER: later commands see it
-            assigns += _assigned_names(name, args)
-            if any(w.glob and not _NAME.match(w.value) for w in args):
-                tags.add("glob-variable")  # export LD_PRELOA?=/x: files name the variable
+        # export LD_PRELOAD=x.so, read GIT_PAGER, declare -n r=PATH: assignments the
+        # rules judge like NAME=VALUE prefixes
+        stored, hidden = _assigned(name, args)
+        assigns += stored
+        self.cdpath = self.cdpath or "CDPATH" in stored
+        if hidden:
+            tags.add("dynamic-code")
+        given = _declared(args) + _exported_as_is(args) if name in _DECLARERS else ()
+        if "PATH" in stored and "PATH" not in given:
+            tags.add("path-hijack")  # read PATH, declare -n r=PATH: a value we do not see
+        if (name in _DECLARERS or name in _NAME_SETTERS) and any(
+            w.glob and not _DECLARED.match(w.value) for w in args
+        ):
+            tags.add("glob-variable")  # export LD_PRELOA?=/x: files name the variable
         cmd = self.emit(name, args, sc, via, tags, assigns, sql, at=at, limit=limit)
         written = [t for op, t in cmd.redirects if op in _WRITES]
         if written and not self.startup_write(name, args, sc, written, via, depth):
@@ -576,12 +698,23 @@ class Normalizer(ScriptReadings, ToolReadings):
         assigns: tuple[str, ...],
     ) -> str | None:
         """Handle programs that run other code; add tags; return SQL text if any."""
+        if name == "kill":
+            self.kill_lookups(args, sc, via, depth, assigns)
+        if name in ("chmod", "install") and _grants_setuid(name, args):
+            tags.add("grants-setuid")
+        if name == "systemctl" and _unit_file(args):
+            tags.add("script-file")  # systemctl link /tmp/x.service: its ExecStart= runs
+        if any(_METADATA_CREDENTIALS.search(w.value) for w in args):
+            tags.add("metadata-credentials")
         if name in ("cd", "pushd", "popd"):
-            ops = [w for w in args if not w.value.startswith("-")]
-            if via or name != "cd" or (ops and (ops[0].dynamic or ops[0].value == "-")):
+            ops = [w for w in args if w.value == "-" or not w.value.startswith("-")]
+            searched = self.cdpath and ops and not ops[0].value.startswith(("/", ".", "~"))
+            if via or name != "cd" or searched or (ops and (ops[0].dynamic or ops[0].value == "-")):
                 self.cwd = "?"
             else:
-                self.cwd = resolve_path(ops[0].value, self.cwd) if ops else "~"
+                self.cwd = (resolve_path(ops[0].value, self.cwd) if ops else "~") or _above_home(
+                    ops[0].value, self.cwd
+                )
                 followed = self.through_links(Word(self.cwd), None, False) if self.cwd else None
                 if followed is not None:
                     self.cwd = followed.value
@@ -603,6 +736,8 @@ class Normalizer(ScriptReadings, ToolReadings):
                 for w in args
             ):
                 tags.add("path-hijack")
+        elif name == "run-parts" and not {w.value for w in args} & {"--list", "--test", "--help"}:
+            tags.add("script-file")  # runs every file in a directory: the scripts it holds
         elif name in ("hash", "enable") and any(
             w.value.startswith("-") and ("p" in w.value or "f" in w.value) for w in args
         ):
@@ -663,6 +798,8 @@ class Normalizer(ScriptReadings, ToolReadings):
             self.git(args, sc, via, depth, tags)
         elif name == "ip":
             self.ip(args, sc, via, depth)
+            if any(w.value in ("-b", "-batch", "--batch") for w in args):
+                tags.add("script-file")  # ip -batch FILE: ip commands the bastion cannot see
         elif name in ("tmux", "screen", "byobu", "zellij") and _starts_terminal(name, args):
             tags.add("interactive-shell")  # a shell the bastion does not see
         elif name == "parted":  # no command given: parted reads its commands from a terminal
@@ -707,7 +844,7 @@ class Normalizer(ScriptReadings, ToolReadings):
                     )
                 ):
                     tags.add("interpreter-code")
-        elif name in ("kubectl", "oc", "docker", "podman", "nerdctl") or name in _COMPOSE:
+        elif name in _CONTAINER_TOOLS or name in _COMPOSE:
             self.container_exec(name, args, sc, via, depth, assigns)
         elif name in SQL_CLIENTS:
             return self.sql(name, args, sc, via, depth, tags)
@@ -808,6 +945,33 @@ class Normalizer(ScriptReadings, ToolReadings):
         else:
             tags.add("interactive-shell")
 
+    def kill_lookups(
+        self, args: list[Word], sc: SimpleCommand, via: str, depth: int, assigns: tuple[str, ...]
+    ) -> None:
+        """``kill $(pidof auditd)``, ``kill -9 `pgrep -f NAME```: killing by name, so
+        also judged as ``pkill [SIGNAL] NAME``, tagged ``pid-lookup`` (kills-critical,
+        security-agent-kill)."""
+        signals: list[Word] = []
+        for k, w in enumerate(args):
+            if w.value in ("-s", "-n") and k + 1 < len(args):
+                signals.append(Word("--signal=" + args[k + 1].value))
+            elif w.value.startswith("-") and not w.dynamic and w.value != "--":
+                signals.append(w)
+        for w in args:
+            m = _PID_LOOKUP.fullmatch(w.raw.strip('"'))
+            if m is None:
+                continue
+            try:
+                names = shlex.split(m.group(2))
+            except ValueError:
+                continue
+            if m.group(1) == "pidof":
+                names = [x for x in names if not x.startswith("-")]
+            here = f"as kill {w.raw} {via}".strip()
+            found = [Word(x) for x in names]
+            lookup = {"pid-lookup"}  # kill-by-name leaves these to the rules below it
+            self.command([Word("pkill"), *signals, *found], sc, here, depth + 1, lookup, assigns)
+
     def interpreter(self, name: str, args: list[Word], sc: SimpleCommand, tags: set[str]) -> None:
         ops = [w.value for w in args if not w.value.startswith("-")]
         if name in ("bun", "deno") and ops and ops[0] in _RUNTIME_TOOLS:
@@ -866,6 +1030,10 @@ class Normalizer(ScriptReadings, ToolReadings):
         here = f"via {name} {via}".strip()
         for opts, idx in wrapper_options(args, w.spec):
             names = {o for o, _ in opts}
+            if name == "sudo" and names & {"-e", "--edit"} and idx is not None:
+                # sudo -e FILE is sudoedit FILE: an editor on the files, as root
+                files = [Word("sudoedit"), *args[idx:]]
+                self.command(files, sc, here, depth + 1, set(), assigns)
             if names & w.no_exec:
                 continue
             inner_assigns = assigns
@@ -1128,5 +1296,30 @@ def normalize(
     ``trust``: the commands were parsed with ``parse(trust=True)``; strings they run are
     parsed the same way."""
     n = Normalizer(cwd, timeout, trust)
+    n.literals = _literals(cmds)
     n.run(cmds)
     return n.out
+
+
+_ARRAY_ITEM = re.compile(r"""'([^']*)'|"([^"$`\\]*)"|([^\s()'"$`]+)""")
+
+
+def _literals(cmds: list[SimpleCommand]) -> tuple[str, ...]:
+    """Literal words this input assigns (``x=P``, ``a=(P Q)``, ``for f in P``), prints
+    (``echo P``, ``printf P``, ``set -- P``, ``ls P``) or feeds as a here-string: a run-time word
+    may be any of them (at most 64, paths and names only)."""
+    found: dict[str, None] = {}
+    for sc in cmds:
+        for _, value in sc.assigns:
+            if not value.dynamic:
+                found[value.value] = None
+            elif value.raw.startswith("(") or "=(" in value.raw:  # a=(P Q): its items
+                for m in _ARRAY_ITEM.finditer(value.raw.split("(", 1)[1].rstrip(")")):
+                    found[next(g for g in m.groups() if g is not None)] = None
+        words = sc.words
+        if words and words[0].value in ("echo", "printf", "set", "ls"):
+            found.update((w.value, None) for w in words[1:] if not w.dynamic)
+        for r in sc.redirects:
+            if r.op == "<<<" and r.target is not None and not r.target.dynamic:
+                found.update((x, None) for x in r.target.value.split())
+    return tuple(x for x in found if x and not x.startswith("-") and len(x) < 4096)[:64]

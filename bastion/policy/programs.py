@@ -21,12 +21,18 @@ __all__ = [
     "TAKES_COMMAND_OPTS",
     "RUNS_COMMAND",
     "OUTPUT_OPTS",
+    "OUTPUT_OPERANDS",
+    "OUTPUT_DIR_OPTS",
+    "INPUT_OPTS",
     "TARGET_DIR_OPTS",
 ]
 
 #: Options whose value is a file the program writes (judged like a ``>`` redirect).
 OUTPUT_OPTS: dict[str, frozenset[str]] = {
-    "curl": frozenset({"-o", "--output"}),
+    "curl": frozenset(
+        "-o --output -D --dump-header -c --cookie-jar --trace --trace-ascii --stderr "
+        "--libcurl --hsts --alt-svc --etag-save".split()
+    ),
     "wget": frozenset({"-O", "--output-document"}),
     "sort": frozenset({"-o", "--output"}),
     "openssl": frozenset({"-out", "-keyout"}),
@@ -37,6 +43,32 @@ OUTPUT_OPTS: dict[str, frozenset[str]] = {
     "patch": frozenset({"-o", "--output"}),
     "gpg": frozenset({"-o", "--output"}),
     "find": frozenset({"-fprint", "-fprint0", "-fprintf", "-fls"}),
+    "shuf": frozenset({"-o", "--output"}),
+    "iconv": frozenset({"-o", "--output"}),
+    "strace": frozenset({"-o", "--output"}),
+    "ltrace": frozenset({"-o", "--output"}),
+    "tcpdump": frozenset({"-w"}),
+    "sdiff": frozenset({"-o", "--output"}),
+    "pg_dumpall": frozenset({"-f", "--file"}),
+}
+
+#: Operands a program writes, by position among its operands (``uniq IN OUT``,
+#: ``xxd IN OUT``): ``uniq /dev/null /etc/passwd`` empties /etc/passwd.
+OUTPUT_OPERANDS: dict[str, int] = {"uniq": 1, "xxd": 1, "lz4": 1, "script": 0}
+
+#: Options whose value names a directory the program writes into, under names it picks
+#: (``wget -P ~/.ssh URL`` writes ~/.ssh/NAME).
+OUTPUT_DIR_OPTS: dict[str, frozenset[str]] = {
+    "wget": frozenset({"-P", "--directory-prefix"}),
+    "curl": frozenset({"--output-dir"}),
+}
+
+#: Options whose value is a file the program reads, for programs whose operands are not
+#: read (``file -f /etc/shadow`` prints each line of it in an error message).
+INPUT_OPTS: dict[str, frozenset[str]] = {
+    "file": frozenset({"-f", "--files-from", "-m", "--magic-file"}),
+    "du": frozenset({"--files0-from"}),
+    "find": frozenset({"-files0-from"}),
 }
 
 #: Options naming the destination of cp/mv/install/ln (else the last operand is).
@@ -104,7 +136,11 @@ OPT_SPECS: dict[str, Spec] = {
         "file directory to-command checkpoint-action exclude use-compress-program files-from",
     ),
     "rsync": spec("e:f:", "rsh rsync-path filter exclude include"),
-    "curl": spec("o:d:H:X:u:A:e:F:T:x:w:m:K:b:c:", "output data header request user"),
+    "curl": spec(
+        "o:d:H:X:u:A:e:F:T:x:w:m:K:b:c:D:",
+        "output data header request user dump-header cookie-jar trace trace-ascii stderr "
+        "libcurl hsts alt-svc etag-save output-dir",
+    ),
     "find": spec(
         "",
         "name iname path ipath wholename iwholename regex iregex lname ilname "
@@ -165,6 +201,21 @@ OPT_SPECS: dict[str, Spec] = {
     "truncate": spec("s:r:", "size reference", "no-create io-blocks"),
     "shred": spec("n:s:", "iterations size random-source", "exact force verbose zero remove"),
     "helm": spec("n:f:", "namespace values kube-context"),
+    "uniq": spec("f:s:w:", "skip-fields skip-chars check-chars"),
+    "xxd": spec("c:g:l:o:s:n:C:", "cols groupsize len offset seek name"),
+    "script": spec("c:E:I:O:B:T:t::", "command echo log-in log-out log-io log-timing timing"),
+    "file": spec("f:m:F:e:P:", "files-from magic-file separator exclude parameter"),
+    "shuf": spec("o:n:i:", "output head-count input-range random-source"),
+    "iconv": spec("f:t:o:", "from-code to-code output"),
+    "sdiff": spec("o:w:", "output width"),
+    "pg_dumpall": spec("f:d:h:p:U:", "file dbname host port username"),
+    "tcpdump": spec("w:r:i:c:s:C:G:W:F:z:Z:y:", "interface"),
+    "du": spec(
+        "d:B:t:X:", "files0-from max-depth block-size threshold exclude-from exclude time-style"
+    ),
+    "mount": spec("o:t:L:U:T:BR", "options types label uuid fstab", "bind rbind move"),
+    "date": spec("d:f:r:s:I::", "date file reference set iso-8601 rfc-3339"),
+    "touch": spec("d:t:r:", "date reference time"),
 }
 for _alias, _orig in (
     ("mawk", "awk"),
@@ -274,6 +325,9 @@ RUNS_COMMAND: dict[str, tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]]
     "flock": (frozenset({"-c", "--command"}), (), ()),
     "nmap": (frozenset({"--script", "-sC"}), (), ("--script=*",)),
     "vim": (frozenset({"-c", "--cmd", "-S"}), (), ()),
+    # rpm macros run shell (%(cmd)) and Lua (%{lua:...}) when expanded: rpm -E, --eval
+    "rpm": (frozenset(), (), ("*%(*", "*%{lua:*", "*%[*")),
+    "rpmbuild": (frozenset(), (), ("*%(*", "*%{lua:*")),
 }
 
 TAKES_COMMAND_OPTS = {  # options whose value is a command line the program will run

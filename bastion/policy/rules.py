@@ -127,6 +127,12 @@ _SAMPLES = sorted(
         "~",
         "/var/lib/mysql",
         "/var/lib/postgresql",
+        # logs and histories: what "find /var/log -name X -exec cp /dev/null {}" may reach
+        "/var/log/auth.log",
+        "/var/log/syslog",
+        "/var/log/wtmp",
+        "/var/log/audit/audit.log",
+        "/root/.bash_history",
     }
 )
 

@@ -60,6 +60,9 @@ KNOWN_TAGS = frozenset(
         "kills-critical",
         "runs-command",
         "from-find",
+        "pid-lookup",
+        "grants-setuid",
+        "metadata-credentials",
         "sftp-server",
     }
 )

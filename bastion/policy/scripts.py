@@ -42,6 +42,8 @@ _TEMP_PART = re.compile(r"/\.?(?:tmp|temp|te?mp-[^/]*)/", re.I)
 _UNTRUSTED_IN_TEXT = re.compile(
     r"(?:^|[\s'\"=])(?:/tmp|/var/tmp|/dev/shm|/dev/stdin|/dev/fd|/proc)/"
 )
+#: A word that is (or ends in) a process substitution: bash passes /dev/fd/N.
+_PROCESS_SUB = re.compile(r"(?:^|=)[<>]\(")
 #: Programs that run what a file they are given holds (configs, units, packages, scripts).
 CONFIG_RUNNERS = frozenset(
     "logrotate crontab at batch dpkg apt apt-get rpm yum dnf zypper pip pip3 make gmake "
@@ -59,6 +61,8 @@ class ScriptReadings:
     def untrusted_script(self, cmd: Command, first: Word, sc: SimpleCommand) -> bool:
         """A script that is not an existing file of the target's: one in a directory
         anyone can write (/tmp), or read from stdin, a pipe or a file descriptor."""
+        if any(_PROCESS_SUB.search(w.raw) for w in (first, *cmd.words)):
+            return True  # python3 <(curl URL): a /dev/fd/N pipe, not a file
         values = [first.value] + [w.value for w in cmd.words]
         values += [t.value for op, t in cmd.redirects if op in ("<", "<>")]
         for value in values:

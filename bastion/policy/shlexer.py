@@ -106,6 +106,64 @@ class SimpleCommand:
 _ARITH_PARAM = re.compile(r"!?[A-Za-z_][A-Za-z0-9_]*(?:\[(?![@*]\])([^\]]*)\]|:(?![-=?+])([^}]*))")
 
 
+def _quote_end(s: str, i: int) -> int | None:
+    """Index of the quote closing the one at ``s[i]``: ``$'..'`` takes backslash escapes,
+    and a double-quoted ``"$(echo '"')"`` holds a substitution with quotes of its own."""
+    if s[i] == "'":
+        j = i + 1
+        while j < len(s):
+            if s[j] == "\\" and i and s[i - 1] == "$":
+                j += 2
+                continue
+            if s[j] == "'":
+                return j
+            j += 1
+        return None
+    j = i + 1
+    while j < len(s):
+        c = s[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == '"':
+            return j
+        if s.startswith("$(", j):
+            end = _paren_end(s, j + 2)
+            if end is None:
+                return None
+            j = end
+        elif c == "`":
+            end = s.find("`", j + 1)
+            if end < 0:
+                return None
+            j = end
+        j += 1
+    return None
+
+
+def _paren_end(s: str, j: int) -> int | None:
+    """Index of the ``)`` closing a ``$(`` whose text starts at ``j`` (quotes skipped)."""
+    depth = 0
+    while j < len(s):
+        c = s[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c in "'\"":
+            end = _quote_end(s, j)
+            if end is None:
+                return None
+            j = end
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            if depth == 0:
+                return j
+            depth -= 1
+        j += 1
+    return None
+
+
 class Lexer:
     """Cursor over the source with the reading state; ``shparse._Parser`` adds grammar."""
 
@@ -242,6 +300,8 @@ class Lexer:
         m = _REDIRECT.match(self.s, self.i)
         if not m or self.s.startswith(("<(", ">("), m.start(2)):
             return None
+        if m.group(1) and m.group(2).startswith("&"):
+            return None  # bash takes no descriptor before &>: "{f}&>x" runs a command {f}
         op = m.group(2)
         self.i = m.end()
         self.skip_blanks()
@@ -249,6 +309,10 @@ class Lexer:
             ("<(", ">("), self.i
         ):  # done < <(cmd): a process substitution is a target
             raise self.fail(f"missing target for {op}")
+        if op in (">&", "<&") and self.s.startswith("-", self.i):
+            # bash closes the descriptor on the "-" alone: ">&-reboot" is "reboot 1>&-"
+            self.i += 1
+            return Redirect(op, Word("-", "-"))
         if op in ("<<", "<<-"):
             chars, _, _ = self.read_word_chars()
             start = m.end()
@@ -513,8 +577,8 @@ class Lexer:
             elif c == "\\":
                 i += 1  # an escaped character: \' is not a quote
             elif c in "'\"":
-                end = s.find(c, i + 1)
-                if end < 0:
+                end = _quote_end(s, i)
+                if end is None:
                     return None
                 i = end
             i += 1

@@ -28,9 +28,12 @@ import time
 
 from .arith import numeric_value
 from .shlexer import MAX_COMMANDS, MAX_DEPTH, META, Lexer, Redirect, SimpleCommand
-from .words import AnalysisTimeout, ShellSyntaxError, Word
+from .words import DYN, AnalysisTimeout, ShellSyntaxError, Word
 
 __all__ = ["Redirect", "SimpleCommand", "parse", "ShellSyntaxError", "MAX_DEPTH", "MAX_COMMANDS"]
+
+#: A shell variable name.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 _RESERVED_SKIP = {
     "{",
@@ -59,9 +62,6 @@ _SETS_NAMES = frozenset(
 )
 _ARITH_TESTS = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge"})
 _SEPARATORS = {";", "&", "&&", "||", "\n", ";;", ";&", ";;&", "|", "|&"}
-
-
-_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class _Parser(Lexer):
@@ -219,12 +219,15 @@ class _Parser(Lexer):
             while self.peek_op() is None:  # NAME [in words...]: substitutions still run
                 names += self.read_words()
             self.names_set([Word(word)] + names[:1])
-            if names and _VARIABLE.fullmatch(names[0].value):
-                # the loop assigns NAME: an exported one (PAGER, which the bastion's pager
-                # environment exports) reaches every command the loop runs
-                loop = SimpleCommand(assigns=[(names[0].value, Word("", dynamic=True))])
-                loop.context = f"as the {word} loop's variable"
-                self.emit(loop)
+            if names and _NAME.fullmatch(names[0].value):
+                # the loop assigns NAME each word (or "$@"): as NAME=WORD to the rules
+                # (for GIT_PAGER in 'CMD'; do git -p log; done sets the pager)
+                given = names[2:] if len(names) > 1 and names[1].value == "in" else []
+                values = given if len(names) > 1 else [Word(DYN, '"$@"', True)]
+                if values:
+                    loop = SimpleCommand(assigns=[(names[0].value, w) for w in values])
+                    self.emit(loop)
+                    loop.context = " ".join(x for x in (f"{word} loop", loop.context) if x)
             return None
         if word == "case":
             self.i += 4

@@ -31,7 +31,8 @@ _ESCAPES = [
     re.compile(r"(?m)\\[ogw]\s*\|\s*([^\n]*)"),  # psql \o |cmd
     re.compile(r"(?im)(?:^|;)\s*(?:system|\.shell|\.system)\s+([^\n;]*)"),
     re.compile(r"(?is)\bprogram\s+'((?:[^']|'')*)'"),  # COPY ... PROGRAM 'cmd'
-    re.compile(r"(?im)^\s*\.(?:output|once)\s+\|\s*([^\n]*)"),  # sqlite .output |cmd
+    # sqlite .output |cmd, .once '|cmd' (its own quotes around the pipe)
+    re.compile(r"""(?im)^\s*\.(?:output|once)\s+(?:-\S+\s+)*['"]?\|\s*([^\n]*?)['"]?\s*$"""),
 ]
 
 

@@ -226,6 +226,19 @@ INTERPRETERS: dict[str, frozenset[str]] = {
     "vi": frozenset({"-c", "-S"}),
     "nvim": frozenset({"-c", "--cmd", "-S"}),
     "ex": frozenset({"-c", "--cmd", "-S"}),
+    # less common language runtimes: inline code options, else a script operand
+    "jrunscript": frozenset({"-e"}),
+    "octave": frozenset({"--eval"}),
+    "ghci": frozenset({"-e"}),
+    "runghc": frozenset(),
+    "erl": frozenset({"-eval"}),
+    "escript": frozenset(),
+    "elixir": frozenset({"-e", "--eval"}),
+    "scala": frozenset({"-e"}),
+    "guile": frozenset({"-c"}),
+    "racket": frozenset({"-e"}),
+    "sbcl": frozenset({"--eval"}),
+    "clisp": frozenset({"-x"}),
 }
 
 SQL_CLIENTS = frozenset(
