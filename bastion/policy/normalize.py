@@ -8,7 +8,10 @@ wrappers unwrapped recursively (sudo, env, timeout, xargs, find -exec, ssh, kube
 in the input expanded with their arguments, and findings recorded as tags. Tags in
 ``UNKNOWN_TAGS`` mean "we cannot know what runs": the policy gives them its on_unknown
 action unless a rule allows that command. Readings for particular tools (git, ip, pkill,
-files run later, links) are in ``tools``; programs we do not know in ``unknown``.
+files run later, links) are in ``tools``; for programs that start others (wrappers,
+``find -exec``, containers, SQL clients) in ``launchers``; for shell builtins (``cd``,
+``eval``, ``trap``, ``alias``, variables set by name) in ``builtins``; programs we do not
+know in ``unknown``.
 
 Limits: we do not run anything, so a script file, a pipe from ``curl``/``base64 -d`` into
 a shell, inline interpreter code (``python -c``, ``perl -e``, ``awk system()``, ``sed e``),
@@ -26,13 +29,23 @@ written files: see ``effects``.
 
 from __future__ import annotations
 
-import posixpath
 import re
 import shlex
 import time
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 
+from .builtins import (
+    DECLARED,
+    DECLARERS,
+    MAX_NESTED_TEXT,
+    NAME_SETTERS,
+    SHELL_BUILTINS,
+    BuiltinReadings,
+    assigned,
+    declared,
+    exported_as_is,
+)
 from .effects import (
     dest,
     path_hijack,
@@ -44,20 +57,19 @@ from .effects import (
     writes,
 )
 from .getopt import Spec, _q, read_options, spec, wrapper_options
-from .pipelines import origin, runs_command, xargs_item
+from .launchers import COMPOSE, INFO_ONLY, LauncherReadings
+from .pipelines import runs_command
 from .programs import GLOBAL_SPECS, OPT_SPECS, RUNS_COMMAND, TAKES_COMMAND_OPTS
 from .scripts import ScriptReadings
 from .shparse import SimpleCommand, parse
-from .sql import shell_escapes
 from .tools import ToolReadings, kill_tag
 from .unknown import BUILTINS, NOT_WRAPPERS, SHORT_NAMES, TRIGGERS
-from .words import DYN, FOUND, SOME, AnalysisTimeout, ShellSyntaxError, Word
+from .words import DYN, AnalysisTimeout, ShellSyntaxError, Word
 from .wrappers import INTERPRETERS, KNOWN_PROGRAMS, SHELLS, SQL_CLIENTS, WRAPPERS
 
 __all__ = ["Command", "UNKNOWN_TAGS", "ALLOWABLE_TAGS", "normalize", "resolve_path"]
 
 MAX_NEST = 12
-MAX_NESTED_TEXT = 8192  # bytes of a string run two or more levels down
 UNKNOWN_TAGS = frozenset(
     {
         "dynamic-command",
@@ -153,32 +165,11 @@ _RESERVED = frozenset(
         ")",
     }
 )
-#: env and sudo take every leading word with "=" as NAME=VALUE (BASH_FUNC_f%%=... too)
-_ENV_NAME = re.compile(r"^[^=\s-][^=]*=")
-#: Options whose value is SQL (or a redis/mongo command) the client runs.
-_SQL_OPTS = frozenset(
-    {"-c", "--command", "-e", "--execute", "--eval", "-q", "--query", "-Q", "--cmd", "-cmd"}
-)
-#: Options naming a file of SQL (or a script) the client runs.
-_SQL_FILE_OPTS = frozenset(
-    {"-f", "--file", "-i", "--input-file", "--eval", "-init", "--init", "--init-command"}
-)
-#: SQL client commands that run another file: psql \i, mysql source / \., sqlite .read
-_SQL_INCLUDE = re.compile(r"(?im)(^|;)\s*(\\i[r]?\s|\\\.\s|source\s|\.read\s)")
 
 
-_COMPOSE = frozenset({"docker-compose", "podman-compose"})
-#: Wrappers that start a shell when given no command
-_SHELL_WITHOUT_COMMAND = frozenset({"chroot", "script", "nsenter", "unshare", "sg"})
 #: tmux/screen subcommands that start (or attach to) a shell unless given a command
 _TMUX_SHELL = frozenset(
     "new new-session attach attach-session a at new-window neww split-window splitw".split()
-)
-#: Wrappers that run their command with another HOME, USER or environment: a string
-#: they run (sudo sh -c '...$HOME...') gets no trusted reading (see decide.trusted).
-_NEW_ENV = frozenset(
-    "sudo su doas runuser pkexec env systemd-run ssh chroot nsenter unshare setpriv sg exec "
-    "busybox toybox at batch".split()
 )
 #: Subcommands of bun and deno that run no script of the user's (task and run do)
 _RUNTIME_TOOLS = frozenset(
@@ -212,15 +203,6 @@ _TERMINAL_PROGRAMS = _EDITORS | frozenset(
 )
 #: Pagers: ``!cmd`` runs a shell, but only with a terminal (see ``decide``'s pty)
 PAGERS = frozenset({"less", "more", "most", "pg", "man"})
-#: Options that only print something and exit
-_INFO_ONLY = frozenset({"--version", "-V", "--help", "-?", "-l", "--list"})
-#: redis-cli modes that print and exit (or stream) without reading commands typed at it
-#: and without writing (not --rdb FILE, which writes a dump wherever it is told, nor
-#: --lru-test, which fills the server with keys and can evict real ones)
-_REDIS_MODES = frozenset(
-    "--scan --stat --latency --latency-history --latency-dist --bigkeys --memkeys "
-    "--hotkeys --intrinsic-latency --replica".split()
-)
 _WRITES = frozenset({">", ">>", ">|", "&>", "&>>", "<>", ">&"})
 #: Programs ``special`` reads its own way (no unknown-program reading for them).
 _HANDLED = (
@@ -229,44 +211,13 @@ _HANDLED = (
     | frozenset(INTERPRETERS)
     | SQL_CLIENTS
     | _AWKS
-    | _COMPOSE
+    | COMPOSE
     | {"sed", "find", "eval", "source", ".", "trap", "alias", "at", "batch", "less", "more"}
     | {"most", "make", "gmake", "kubectl", "oc", "docker", "podman", "nerdctl", "hash"}
     | {"crictl", "lxc", "incus"}
     | {"enable", "fc", "r", "mapfile", "readarray", "complete", "compgen", "bind", "parted"}
     | {"export", "declare", "typeset", "local", "readonly", "git", "ip", "pkill", "killall"}
 )
-#: Builtins that declare, export or name-reference variables (``export A=1 B``).
-_DECLARERS = frozenset({"export", "declare", "typeset", "local", "readonly"})
-_DECLARED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[[^\]]*\])?\+?=")
-_BARE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _declared(args: list[Word]) -> tuple[str, ...]:
-    """The variable names ``export A=1 B+=2 C[0]=3`` assigns (options left out)."""
-    return tuple(m.group(1) for w in args if (m := _DECLARED.match(w.value)))
-
-
-def _exported_as_is(args: list[Word]) -> tuple[str, ...]:
-    """Names ``export NAME`` / ``declare -x NAME`` give without a value: a variable set
-    earlier (``printf -v LD_PRELOAD ...``) then reaches every later command."""
-    return tuple(w.value for w in args if _BARE_NAME.fullmatch(w.value))
-
-
-def _above_home(value: str, cwd: str | None) -> str:
-    """Where ``cd`` goes above the home, whose depth is unknown: two levels up from a
-    home (/root, /home/u) is / whatever its depth; one level up stays relative to the
-    home (``~/..``: paths under it resolve to nothing known)."""
-    base = cwd or "~"
-    if DYN in value or not base.startswith("~"):
-        return "?"
-    parts = posixpath.normpath(posixpath.join(base[1:].lstrip("/") or ".", value)).split("/")
-    ups = len(parts) - len([p for p in parts if p != ".."])
-    if ".." in parts[ups:]:
-        return "?"
-    return "/".join(["~", *parts]) if ups < 2 else "/" + "/".join(parts[ups:])
-
-
 #: Cloud metadata endpoints that hand out the machine's credentials (AWS instance and ECS
 #: task roles, Azure managed identities, GCP service accounts).
 _METADATA_CREDENTIALS = re.compile(
@@ -321,57 +272,6 @@ def _unit_file(args: list[Word]) -> bool:
 _MANY_WORDS = re.compile(r"\$(?:\{)?[@*]|\[[@*]\]\}")
 #: A process-id lookup by name as a word: ``$(pidof NAME)``, `` `pgrep -f PATTERN` ``.
 _PID_LOOKUP = re.compile(r"(?:\$\(|`)\s*(pidof|pgrep)\s+([^`)]*?)\s*(?:\)|`)", re.S)
-_VAR_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[.*\])?", re.S)
-#: Builtins that store into variables named by their arguments, with their options.
-_NAME_SETTERS = {
-    "read": spec("a:d:i:n:N:p:t:u:ers", ""),
-    "mapfile": spec("d:n:O:s:u:C:c:t", ""),
-    "readarray": spec("d:n:O:s:u:C:c:t", ""),
-    "printf": spec("v:", ""),
-    "getopts": spec(style="operands"),
-}
-
-
-def _assigned(name: str, args: list[Word]) -> tuple[tuple[str, ...], bool]:
-    """Variables a builtin stores into besides NAME=VALUE words (``read GIT_PAGER``,
-    ``printf -v 'PAGER[0]'``, ``getopts o LD_PRELOAD``), and for ``declare -n REF=NAME``
-    the name a nameref makes writable under another name; True when that name is only
-    known at run time (``declare -n r; r=PATH``, ``local -n r=$1``)."""
-    if name in _DECLARERS:
-        names = _declared(args) + _exported_as_is(args)
-        if name == "export" or not any(w.value.startswith("-") and "n" in w.value for w in args):
-            return names, False
-        refs = [w for w in args if not w.value.startswith(("-", "+"))]
-        targets = [w.value.partition("=")[2] for w in refs]
-        unknown = any(
-            w.dynamic or "=" not in w.value or not _VAR_NAME.fullmatch(t)
-            for w, t in zip(refs, targets, strict=True)
-        )
-        found = tuple(m.group(1) for t in targets if (m := _VAR_NAME.fullmatch(t)))
-        return names + found, unknown
-    if name not in _NAME_SETTERS:
-        return (), False
-    read = read_options(args, _NAME_SETTERS[name])
-    if name == "printf":
-        words = [v for o, v in read.options if o == "-v" and v is not None]
-    elif name == "getopts":
-        words = read.operands[1:2]
-    elif name == "read":
-        words = [v for o, v in read.options if o == "-a" and v is not None] + read.operands
-    else:
-        words = read.operands[:1]
-    unknown = any(w.dynamic for w in words)
-    return tuple(m.group(1) for w in words if (m := _VAR_NAME.fullmatch(w.value))), unknown
-
-
-_CONTAINER_SPEC = spec(
-    "e:u:w:v:p:l:m:h:n:c:itdPqT",
-    "env env-file user workdir detach-keys volume "
-    "publish name network label mount entrypoint memory cpus hostname "
-    "restart platform pull add-host dns device log-driver log-opt namespace "
-    "container index",
-    "interactive tty detach privileged rm init read-only no-TTY no-deps service-ports",
-)
 _PARTED_INFO = frozenset({"-l", "--list", "-h", "--help", "-v", "--version"})
 
 
@@ -399,16 +299,6 @@ def _starts_terminal(name: str, args: list[Word]) -> bool:
     return not sub.operands  # tmux new -s work 'make': runs make
 
 
-def _reads_null(sc: SimpleCommand) -> bool:
-    """stdin is /dev/null (nothing to run)."""
-    for red in reversed(sc.redirects):
-        if red.op == "<" and red.target is not None:
-            return red.target.value == "/dev/null"
-        if red.op in ("<<", "<<-", "<<<", "<>", "<&"):
-            return False
-    return False
-
-
 @dataclass(frozen=True)
 class Command:
     """One normalized simple command, ready for rules."""
@@ -433,46 +323,7 @@ class Command:
     literals: tuple[str, ...] = ()
 
 
-#: find tests that select some files only (then {} is some of what lies under a root)
-_FIND_FILTERS = frozenset(
-    {
-        "-name",
-        "-iname",
-        "-path",
-        "-ipath",
-        "-regex",
-        "-iregex",
-        "-wholename",
-        "-iwholename",
-        "-mtime",
-        "-mmin",
-        "-atime",
-        "-amin",
-        "-ctime",
-        "-cmin",
-        "-newer",
-        "-size",
-        "-user",
-        "-group",
-        "-empty",
-        "-perm",
-        "-lname",
-        "-inum",
-        "-samefile",
-        "-newermt",
-        "-uid",
-        "-gid",
-        "-links",
-    }
-)
-
-
-def _join(words: list[Word]) -> tuple[str, bool]:
-    """Join words into a string a shell will run; dynamic parts stay dynamic."""
-    return " ".join(w.value.replace(DYN, "${_}") for w in words), any(w.dynamic for w in words)
-
-
-class Normalizer(ScriptReadings, ToolReadings):
+class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings):
     """Walks parsed commands in order, tracking the working directory across ``cd``
     (and aliases, links and mounts made earlier in the input)."""
 
@@ -661,16 +512,16 @@ class Normalizer(ScriptReadings, ToolReadings):
                 )
         # export LD_PRELOAD=x.so, read GIT_PAGER, declare -n r=PATH: assignments the
         # rules judge like NAME=VALUE prefixes
-        stored, hidden = _assigned(name, args)
+        stored, hidden = assigned(name, args)
         assigns += stored
         self.cdpath = self.cdpath or "CDPATH" in stored
         if hidden:
             tags.add("dynamic-code")
-        given = _declared(args) + _exported_as_is(args) if name in _DECLARERS else ()
+        given = declared(args) + exported_as_is(args) if name in DECLARERS else ()
         if "PATH" in stored and "PATH" not in given:
             tags.add("path-hijack")  # read PATH, declare -n r=PATH: a value we do not see
-        if (name in _DECLARERS or name in _NAME_SETTERS) and any(
-            w.glob and not _DECLARED.match(w.value) for w in args
+        if (name in DECLARERS or name in NAME_SETTERS) and any(
+            w.glob and not DECLARED.match(w.value) for w in args
         ):
             tags.add("glob-variable")  # export LD_PRELOA?=/x: files name the variable
         cmd = self.emit(name, args, sc, via, tags, assigns, sql, at=at, limit=limit)
@@ -706,63 +557,14 @@ class Normalizer(ScriptReadings, ToolReadings):
             tags.add("script-file")  # systemctl link /tmp/x.service: its ExecStart= runs
         if any(_METADATA_CREDENTIALS.search(w.value) for w in args):
             tags.add("metadata-credentials")
-        if name in ("cd", "pushd", "popd"):
-            ops = [w for w in args if w.value == "-" or not w.value.startswith("-")]
-            searched = self.cdpath and ops and not ops[0].value.startswith(("/", ".", "~"))
-            if via or name != "cd" or searched or (ops and (ops[0].dynamic or ops[0].value == "-")):
-                self.cwd = "?"
-            else:
-                self.cwd = (resolve_path(ops[0].value, self.cwd) if ops else "~") or _above_home(
-                    ops[0].value, self.cwd
-                )
-                followed = self.through_links(Word(self.cwd), None, False) if self.cwd else None
-                if followed is not None:
-                    self.cwd = followed.value
+        if name in SHELL_BUILTINS:
+            self.shell_builtin(name, args, via, depth, tags)
         elif name in WRAPPERS:
             self.wrapper(name, args, sc, via, depth, tags, assigns)
         elif name in SHELLS:
             self.shell(name, args, sc, via, depth, tags)
-        elif name == "eval":
-            text, _ = _join(args)
-            if (depth and len(text) > MAX_NESTED_TEXT) or not self.shell_text(
-                text, f"inside eval {via}".strip(), depth
-            ):  # eval eval eval ...: each level would read the rest again
-                tags.add("dynamic-code")
-        elif name in ("source", "."):
-            tags.add("source")
-        elif name in _DECLARERS:
-            if any(
-                w.value.startswith("PATH=") and path_hijack(Word(w.value[5:], w.raw[5:], w.dynamic))
-                for w in args
-            ):
-                tags.add("path-hijack")
         elif name == "run-parts" and not {w.value for w in args} & {"--list", "--test", "--help"}:
             tags.add("script-file")  # runs every file in a directory: the scripts it holds
-        elif name in ("hash", "enable") and any(
-            w.value.startswith("-") and ("p" in w.value or "f" in w.value) for w in args
-        ):
-            tags.add("rebinds-command")  # hash -p /bin/rm ls; enable -f x.so NAME
-        elif name in ("fc", "r") and not any(w.value.startswith("-l") for w in args):
-            tags.add("history-expansion")  # runs a command from history
-        elif name in ("mapfile", "readarray", "complete", "compgen", "bind"):
-            for opt, value in read_options(args, spec("C:x:", "")).options:
-                if opt in ("-C", "-x") and value is not None:  # callbacks run as shell code
-                    if name == "bind":  # bind -x '"KEYS": CMD'
-                        text = re.sub(r'^\s*("(?:[^"\\]|\\.)*"|[^:]*)\s*:', "", value.value)
-                        value = Word(text, value.raw, value.dynamic)
-                    self.code_string(value, f"inside {name} {opt} {via}".strip(), depth, tags)
-        elif name == "trap":
-            ops = [w for w in args if not w.value.startswith("-")]
-            if ops:
-                self.code_string(ops[0], f"inside trap {via}".strip(), depth, tags)
-        elif name == "alias":
-            for w in args:
-                if "=" in w.value:
-                    alias, body = w.value.split("=", 1)
-                    here = f"inside alias {via}".strip()
-                    self.code_string(Word(body, w.raw, w.dynamic), here, depth, tags)
-                    if not w.dynamic:
-                        self.aliases[alias] = body
         elif name == "gdb" and any(w.value == "--args" for w in args):
             k = next(i for i, w in enumerate(args) if w.value == "--args")
             if args[k + 1 :]:
@@ -771,7 +573,7 @@ class Normalizer(ScriptReadings, ToolReadings):
                 )
         elif name in _EDITORS and stdin_of(sc)[1] != "none":
             tags.add("interpreter-code")  # ed <<< '!cmd', vim -es < script: editor commands
-        elif name in _TERMINAL_PROGRAMS and not any(w.value in _INFO_ONLY for w in args):
+        elif name in _TERMINAL_PROGRAMS and not any(w.value in INFO_ONLY for w in args):
             tags.add("takes-terminal")  # vim FILE: :!cmd typed on the session runs unseen
         elif name in INTERPRETERS:
             self.interpreter(name, args, sc, tags)
@@ -844,7 +646,7 @@ class Normalizer(ScriptReadings, ToolReadings):
                     )
                 ):
                     tags.add("interpreter-code")
-        elif name in _CONTAINER_TOOLS or name in _COMPOSE:
+        elif name in _CONTAINER_TOOLS or name in COMPOSE:
             self.container_exec(name, args, sc, via, depth, assigns)
         elif name in SQL_CLIENTS:
             return self.sql(name, args, sc, via, depth, tags)
@@ -997,295 +799,6 @@ class Normalizer(ScriptReadings, ToolReadings):
             tags.add("interpreter-code")
         elif kind == "none" and name in _SCRIPT_RUNNERS:
             tags.add("interactive-shell")  # a REPL: runs unfiltered once started
-
-    def wrapper(
-        self,
-        name: str,
-        args: list[Word],
-        sc: SimpleCommand,
-        via: str,
-        depth: int,
-        tags: set[str],
-        assigns: tuple[str, ...],
-    ) -> None:
-        trust = self.trust
-        if name in _NEW_ENV:  # its words were expanded here; strings it runs are not
-            self.trust = False
-        try:
-            self._wrapper(name, args, sc, via, depth, tags, assigns)
-        finally:
-            self.trust = trust
-
-    def _wrapper(
-        self,
-        name: str,
-        args: list[Word],
-        sc: SimpleCommand,
-        via: str,
-        depth: int,
-        tags: set[str],
-        assigns: tuple[str, ...],
-    ) -> None:
-        w = WRAPPERS[name]
-        here = f"via {name} {via}".strip()
-        for opts, idx in wrapper_options(args, w.spec):
-            names = {o for o, _ in opts}
-            if name == "sudo" and names & {"-e", "--edit"} and idx is not None:
-                # sudo -e FILE is sudoedit FILE: an editor on the files, as root
-                files = [Word("sudoedit"), *args[idx:]]
-                self.command(files, sc, here, depth + 1, set(), assigns)
-            if names & w.no_exec:
-                continue
-            inner_assigns = assigns
-            for opt, value in opts:
-                if value is not None and opt in w.shell_opts:
-                    self.code_string(value, f"inside {name} {opt} {via}".strip(), depth, tags)
-            rest = list(args[idx:])
-            if name in ("su", "runuser"):
-                if "-u" not in names and "--user" not in names:
-                    for k, word in enumerate(rest):  # su permutes: "su - root -c CMD"
-                        if word.value in ("-c", "--command") and k + 1 < len(rest):
-                            self.code_string(
-                                rest[k + 1], f"inside {name} -c {via}".strip(), depth, tags
-                            )
-                        elif word.value.startswith("--command="):
-                            self.code_string(
-                                Word(word.value.split("=", 1)[1]),
-                                f"inside {name} -c {via}".strip(),
-                                depth,
-                                tags,
-                            )
-                    if not (names & w.shell_opts):
-                        tags.add("interactive-shell")
-                    continue
-            if name == "env":
-                for opt, value in opts:
-                    if opt in ("-S", "--split-string") and value is not None:
-                        try:
-                            split = parse(value.value, self.timeout, trust=self.trust)
-                        except ShellSyntaxError:
-                            tags.add("dynamic-code")
-                            split = []
-                        rest = [x for c in split[:1] for x in c.words] + rest
-                while rest and _ENV_NAME.match(rest[0].value):
-                    inner_assigns += (rest[0].value.split("=", 1)[0],)
-                    if rest[0].value.startswith("PATH=") and path_hijack(
-                        Word(rest[0].value[5:], rest[0].raw[5:], rest[0].dynamic)
-                    ):
-                        tags.add("path-hijack")
-                    rest = rest[1:]
-            if name == "flock" and len(rest) >= 2 and rest[1].value in ("-c", "--command"):
-                if len(rest) >= 3:
-                    self.code_string(rest[2], f"inside flock -c {via}".strip(), depth, tags)
-                continue
-            inner = rest[w.skip :]
-            if name == "ssh":
-                for o2, i2 in wrapper_options(inner, w.spec):  # ssh host -p 22 cmd
-                    for opt, value in o2:
-                        if (
-                            opt == "-o"
-                            and value
-                            and re.match(r"(?i)(proxy|local)command", value.value)
-                        ):
-                            self.code_string(
-                                Word(value.value.split("=", 1)[-1].lstrip()),
-                                f"inside ssh -o {via}".strip(),
-                                depth,
-                                tags,
-                            )
-                    inner = inner[i2:]
-                    break
-            if not inner:
-                if names & w.shell_flags or name in _SHELL_WITHOUT_COMMAND:
-                    tags.add("interactive-shell")  # nsenter -t 1 -a: $SHELL in init's namespaces
-                continue
-            if (
-                names & w.shell_flags
-                or w.shell_string
-                or (name == "watch" and not (names & {"-x", "--exec"}))
-            ):
-                text, _ = _join(inner)
-                where = "on the remote host" if name == "ssh" else "inside " + name
-                self.code_string(Word(text, dynamic=False), f"{where} {via}".strip(), depth, tags)
-                continue
-            if name == "xargs":
-                repl = [v.value for o, v in opts if o in ("-I", "--replace", "-i") and v]
-                base = None if any(o in ("-a", "--arg-file") for o, _ in opts) else origin(sc)
-                root = base[:-3] if base and base.endswith("/**") else base
-                item = DYN if root is None else root.rstrip("/") + "/" + DYN
-                raw = "{stdin}" if base is None else FOUND if base != root else SOME
-                inner = [
-                    xargs_item(x, repl[0], base) if repl and repl[0] in x.value else x
-                    for x in inner
-                ] + ([] if repl else [Word(item, raw, True)])
-            if name == "parallel":  # CMD ::: ARGS: args are appended, {} replaced
-                inner = self.parallel(inner, depth, tags)
-                if not inner:
-                    continue
-            saved = self.cwd
-            for opt, value in opts:
-                if opt in w.chdir_opts and value is not None:
-                    self.cwd = "?" if value.dynamic else resolve_path(value.value, self.cwd)
-            self.command(inner, sc, here, depth + 1, set(), inner_assigns)
-            self.cwd = saved
-
-    def parallel(self, inner: list[Word], depth: int, tags: set[str]) -> list[Word]:
-        """GNU parallel: the command (a shell string if one word) with its arguments."""
-        cut = next(
-            (k for k, w in enumerate(inner) if w.value in (":::", "::::", ":::+")), len(inner)
-        )
-        values = [w for w in inner[cut:] if w.value not in (":::", "::::", ":::+")]
-        if any(w.value in ("::::",) for w in inner[cut:]) or cut == len(inner):
-            values.append(Word(DYN, "{input}", True))  # arguments from a file or stdin
-        cmd = inner[:cut]
-        for v in values:
-            text = " ".join(w.value.replace("{}", v.value) for w in cmd)
-            if not any("{}" in w.value for w in cmd):
-                text += " " + v.value
-            self.code_string(Word(text, dynamic=v.dynamic), "via parallel", depth, tags)
-        return []
-
-    def find(
-        self, args: list[Word], sc: SimpleCommand, via: str, depth: int, assigns: tuple[str, ...]
-    ) -> None:
-        roots = []
-        for w in args:
-            if w.value.startswith(("-", "(", "!")) and not w.dynamic:
-                break
-            roots.append(w)
-        roots = list({w.value: w for w in roots}.values()) or [Word(".")]
-        filtered = any(w.value in _FIND_FILTERS for w in args)
-        if len(roots) > 4:  # many roots: judge the first ones and "any path"
-            roots = roots[:4] + [Word(DYN, "$root", True)]
-        i = 0
-        while i < len(args):
-            if args[i].value in ("-exec", "-execdir", "-ok", "-okdir"):
-                j = i + 1
-                while j < len(args) and args[j].value not in (";", "+"):
-                    j += 1
-                inner = args[i + 1 : j]
-                if inner:
-                    for root in roots:  # {}: the root or anything under it
-                        under = root.value.rstrip("/") + "/" + DYN
-                        readings = (
-                            [(under, SOME)] if filtered else [(root.value, None), (under, FOUND)]
-                        )
-                        for value, raw in readings:
-                            sub = [
-                                Word(
-                                    x.value.replace("{}", value),
-                                    (raw or x.raw)
-                                    if x.value == "{}"
-                                    else (SOME if raw and x.value.startswith("{}") else x.raw),
-                                    x.dynamic or root.dynamic or raw is not None,
-                                    x.glob,
-                                )
-                                if "{}" in x.value
-                                else x
-                                for x in inner
-                            ]
-                            self.command(
-                                sub,
-                                sc,
-                                f"via find {args[i].value} {via}".strip(),
-                                depth + 1,
-                                {"from-find"},
-                                assigns,
-                            )
-                i = j
-            i += 1
-
-    def container_exec(
-        self,
-        name: str,
-        args: list[Word],
-        sc: SimpleCommand,
-        via: str,
-        depth: int,
-        assigns: tuple[str, ...],
-    ) -> None:
-        """docker/podman/kubectl exec|run|debug, docker compose exec|run: the inner command
-        is judged as if it ran here."""
-        trust, self.trust = self.trust, False  # the container's HOME, USER, date, ...
-        try:
-            self._container_exec(name, args, sc, via, depth, assigns)
-        finally:
-            self.trust = trust
-
-    def _container_exec(
-        self,
-        name: str,
-        args: list[Word],
-        sc: SimpleCommand,
-        via: str,
-        depth: int,
-        assigns: tuple[str, ...],
-    ) -> None:
-        read = read_options(args, OPT_SPECS.get(name))
-        ops = read.operands
-        pos = 1 if ops and ops[0].value == "compose" and name not in _COMPOSE else 0
-        if len(ops) <= pos or ops[pos].value not in ("exec", "run", "debug", "create"):
-            return
-        verb = ops[pos].value
-        start = next(i for i, w in enumerate(args) if w is ops[pos]) + 1
-        here = f"via {name} {verb} {via}".strip()
-        values = [w.value for w in args[start:]]
-        if "--" in values:
-            inner = args[start + values.index("--") + 1 :]
-            if inner:
-                self.command(inner, sc, here, depth + 1, set(), assigns)
-            return
-        if name in ("kubectl", "oc") and verb != "exec":
-            return
-        for _opts, idx in wrapper_options(args[start:], _CONTAINER_SPEC):
-            inner = args[start + idx + 1 :]  # skip the container / image / pod / service
-            if inner:
-                self.command(inner, sc, here, depth + 1, set(), assigns)
-
-    def sql(
-        self,
-        name: str,
-        args: list[Word],
-        sc: SimpleCommand,
-        via: str,
-        depth: int,
-        tags: set[str],
-    ) -> str | None:
-        read = read_options(args, OPT_SPECS.get(name))
-        redis = name in ("redis-cli", "valkey-cli", "keydb-cli")
-        code_opts = _SQL_OPTS - {"--eval"} if redis else _SQL_OPTS  # redis: --eval FILE
-        parts = [v.value for o, v in read.options if v is not None and o in code_opts]
-        if name in ("sqlite3",):
-            parts += [w.value for w in read.operands[1:]]
-        if redis:
-            parts += [w.value for w in read.operands]
-        if name == "cockroach":
-            parts += [w.value for w in read.operands if w.value != "sql"]
-        file_opts = {"--eval"} if redis else _SQL_FILE_OPTS - {"--eval"}  # redis -i: interval
-        files = [v for o, v in read.options if v is not None and o in file_opts]
-        if name in ("mongo", "mongosh"):
-            files += [w for w in read.operands if w.value.endswith(".js")]
-        from_stdin = not parts or any(
-            f.value in ("-", "/dev/stdin") or f.value.startswith("/dev/fd/") for f in files
-        )
-        if redis and "-x" in dict(read.options):
-            from_stdin = True
-        if any(f.value not in ("-", "/dev/stdin") for f in files):
-            tags.add("script-file")  # psql -f x.sql, redis-cli --eval x.lua: unseen code
-        if from_stdin:
-            texts, kind = stdin_of(sc)
-            no_shell = _INFO_ONLY | _REDIS_MODES if redis else _INFO_ONLY
-            if kind == "none" and not parts and not no_shell & {o for o, _ in read.options}:
-                tags.add("takes-terminal")  # psql: a SQL shell on the session's stdin (\!)
-            if kind == "unknown" and not _reads_null(sc):
-                tags.add("script-file")  # psql < dump.sql, cat x | mysql: SQL we cannot see
-            parts += texts
-        sql = "\n".join(parts)
-        if _SQL_INCLUDE.search(sql):
-            tags.add("script-file")  # \i file, source file, .read file
-        for cmd in shell_escapes(sql):
-            self.shell_text(cmd, f"inside a {name} shell escape {via}".strip(), depth)
-        return sql or None
 
 
 def normalize(
