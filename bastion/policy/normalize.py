@@ -10,7 +10,7 @@ in the input expanded with their arguments, and findings recorded as tags. Tags 
 action unless a rule allows that command. Readings for particular tools (git, ip, pkill,
 files run later, links) are in ``tools``; for programs that start others (wrappers,
 ``find -exec``, containers, SQL clients) in ``launchers``; for shell builtins (``cd``,
-``eval``, ``trap``, ``alias``, variables set by name) in ``builtins``; programs we do not
+``eval``, ``trap``, ``alias``, variables set by name) in ``shell_builtins``; programs we do not
 know in ``unknown``.
 
 Limits: we do not run anything, so a script file, a pipe from ``curl``/``base64 -d`` into
@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 
-from .builtins import (
+from .shell_builtins import (
     DECLARED,
     DECLARERS,
     MAX_NESTED_TEXT,
