@@ -35,17 +35,6 @@ import time
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 
-from .shell_builtins import (
-    DECLARED,
-    DECLARERS,
-    MAX_NESTED_TEXT,
-    NAME_SETTERS,
-    SHELL_BUILTINS,
-    BuiltinReadings,
-    assigned,
-    declared,
-    exported_as_is,
-)
 from .effects import (
     dest,
     path_hijack,
@@ -61,6 +50,17 @@ from .launchers import COMPOSE, INFO_ONLY, LauncherReadings
 from .pipelines import runs_command
 from .programs import GLOBAL_SPECS, OPT_SPECS, RUNS_COMMAND, TAKES_COMMAND_OPTS
 from .scripts import ScriptReadings
+from .shell_builtins import (
+    DECLARED,
+    DECLARERS,
+    MAX_NESTED_TEXT,
+    NAME_SETTERS,
+    SHELL_BUILTINS,
+    BuiltinReadings,
+    assigned,
+    declared,
+    exported_as_is,
+)
 from .shparse import SimpleCommand, parse
 from .tools import ToolReadings, kill_tag
 from .unknown import BUILTINS, NOT_WRAPPERS, SHORT_NAMES, TRIGGERS
