@@ -13,24 +13,24 @@ command (``psql < dump.sql`` waits with its input kept, never sent unless approv
 
 from __future__ import annotations
 
-import asyncio
-
-from ..errors import BastionError
 from ..policy import Decision
 from ..record import RecordingError
-from .base import EXIT_BASTION_ERROR, EXIT_DENIED, Flow, FlowContext
+from .base import EXIT_BASTION_ERROR, EXIT_DENIED, FlowContext
 from .deciding import decide_off_loop
 from .hold import Hold, decision_detail
 from .ports import ExitResult, RemoteCommand
 from .relay import Relay
+from .relayed import RelayedFlow
 
 __all__ = ["ExecFlow", "text_to_run"]
 
 _CANCEL_KEYS = (b"\x03", b"\x04")  # Ctrl-C, Ctrl-D typed while held (terminal sessions)
 
 
-class ExecFlow(Flow):
+class ExecFlow(RelayedFlow):
     """One exec request, from decision to exit status."""
+
+    kind = "exec"
 
     def __init__(self, ctx: FlowContext, command: str):
         super().__init__(ctx)
@@ -65,67 +65,17 @@ class ExecFlow(Flow):
         if self.remote is not None:
             self.remote.resize(width, height, pixwidth, pixheight)
 
-    def signal_received(self, name: str) -> None:
-        if self.remote is not None:
-            self.remote.signal(name)
-        elif self.hold.pending:
-            self.hold.cancel(f"cancelled by the requester (signal {name})")
-
     def break_received(self, msec: int) -> None:
         if self.remote is not None:
             self.remote.send_break(msec)
-
-    def client_paused(self) -> None:
-        self.relay.client_paused()
-
-    def client_resumed(self) -> None:
-        self.relay.client_resumed()
-
-    def client_gone(self) -> None:
-        self.hold.cancel("the requester disconnected")
-        self.relay.close()
-        if self.remote is not None:
-            self.remote.close()
-
-    def shutdown(self) -> None:
-        self.relay.close()
-        if self.remote is not None:
-            self.remote.close()
-        super().shutdown()
 
     def _record_output(self, data: bytes) -> None:
         try:
             self.ctx.recorder.output(data, masked=self.relay.masking)
         except RecordingError as exc:
-            # fail closed, and only this channel: the upstream connection is shared
-            self.ctx.log.error("%s", exc)
-            if self.remote is not None:
-                self.remote.close()
-            self.relay.close()
-            self.finish(ExitResult(status=EXIT_BASTION_ERROR, error=str(exc)), str(exc))
+            self._recording_failed(exc)
 
     # ---- the flow ----
-    async def run(self) -> None:
-        try:
-            await self._run()
-        except asyncio.CancelledError:
-            await self.hold.cancel_now()
-            if not self.finished:
-                self.gone(self.hold.cancel_reason or "client disconnected")
-            raise
-        except RecordingError as exc:
-            self.finish(ExitResult(status=EXIT_BASTION_ERROR, error=str(exc)), str(exc))
-        except BastionError as exc:
-            self.finish(ExitResult(status=EXIT_BASTION_ERROR, error=str(exc)), str(exc))
-        except Exception:  # never let one channel take down others
-            self.ctx.log.exception("exec flow failed")
-            self.finish(
-                ExitResult(status=EXIT_BASTION_ERROR, error="internal error"),
-                "internal error in the bastion; see its log",
-            )
-        finally:
-            self.relay.close()
-
     async def _run(self) -> None:
         ctx = self.ctx
         try:

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import asyncio
 
-from ..errors import BastionError
 from ..record import RecordingError
 from ..shell import ScriptError, StatementReader
-from .base import EXIT_BASTION_ERROR, EXIT_DENIED, Flow, FlowContext
+from .base import EXIT_BASTION_ERROR, EXIT_DENIED, FlowContext
 from .deciding import decide_off_loop
 from .exec import text_to_run
 from .hold import Hold, decision_detail
 from .ports import ExitResult, RemoteCommand
 from .relay import Relay
+from .relayed import RelayedFlow
 
 __all__ = ["EXIT_UNREADABLE", "SCRIPT_RUNNER", "ScriptFlow"]
 
@@ -39,8 +39,10 @@ SCRIPT_RUNNER = "exec bash -s"
 _READ_AHEAD = 256 * 1024
 
 
-class ScriptFlow(Flow):
+class ScriptFlow(RelayedFlow):
     """Stdin as a script: read, decide, send, statement by statement."""
+
+    kind = "script"
 
     def __init__(self, ctx: FlowContext):
         super().__init__(ctx)
@@ -67,60 +69,13 @@ class ScriptFlow(Flow):
         self.reader.end()
         self._more.set()
 
-    def signal_received(self, name: str) -> None:
-        if self.remote is not None:
-            self.remote.signal(name)
-        elif self.hold.pending:
-            self.hold.cancel(f"cancelled by the requester (signal {name})")
-
-    def client_paused(self) -> None:
-        self.relay.client_paused()
-
-    def client_resumed(self) -> None:
-        self.relay.client_resumed()
-
-    def client_gone(self) -> None:
-        self.hold.cancel("the requester disconnected")
-        self.relay.close()
-        if self.remote is not None:
-            self.remote.close()
-
-    def shutdown(self) -> None:
-        self.relay.close()
-        if self.remote is not None:
-            self.remote.close()
-        super().shutdown()
-
     def _record_output(self, data: bytes) -> None:
         try:
             self.ctx.recorder.output(data)
         except RecordingError as exc:
-            self.ctx.log.error("%s", exc)
-            if self.remote is not None:
-                self.remote.close()
-            self.relay.close()
-            self.finish(ExitResult(status=EXIT_BASTION_ERROR, error=str(exc)), str(exc))
+            self._recording_failed(exc)
 
     # ---- the flow ----
-    async def run(self) -> None:
-        try:
-            await self._run()
-        except asyncio.CancelledError:
-            await self.hold.cancel_now()
-            if not self.finished:
-                self.gone(self.hold.cancel_reason or "client disconnected")
-            raise
-        except BastionError as exc:
-            self.finish(ExitResult(status=EXIT_BASTION_ERROR, error=str(exc)), str(exc))
-        except Exception:
-            self.ctx.log.exception("script flow failed")
-            self.finish(
-                ExitResult(status=EXIT_BASTION_ERROR, error="internal error"),
-                "internal error in the bastion; see its log",
-            )
-        finally:
-            self.relay.close()
-
     async def _run(self) -> None:
         ctx = self.ctx
         try:
