@@ -16,6 +16,7 @@ from .effects import path_hijack, resolve_path, stdin_of
 from .getopt import read_options, spec, wrapper_options
 from .pipelines import origin, xargs_item
 from .programs import OPT_SPECS
+from .readings import Readings
 from .shparse import SimpleCommand, parse
 from .sql import shell_escapes
 from .words import DYN, FOUND, SOME, ShellSyntaxError, Word
@@ -119,34 +120,8 @@ def join_words(words: list[Word]) -> tuple[str, bool]:
     return " ".join(w.value.replace(DYN, "${_}") for w in words), any(w.dynamic for w in words)
 
 
-class LauncherReadings:
-    """Mixin for the normalizer (which provides the attributes and methods below)."""
-
-    cwd: str | None
-    trust: bool
-
-    @property
-    def timeout(self) -> float:  # pragma: no cover - see normalize
-        raise NotImplementedError
-
-    def command(  # pragma: no cover - see normalize
-        self,
-        words: list[Word],
-        sc: SimpleCommand,
-        via: str,
-        depth: int,
-        tags: set[str],
-        assigns: tuple[str, ...],
-    ) -> None:
-        raise NotImplementedError
-
-    def shell_text(self, text: str, via: str, depth: int) -> bool:  # pragma: no cover
-        raise NotImplementedError
-
-    def code_string(  # pragma: no cover - see normalize
-        self, word: Word, via: str, depth: int, tags: set[str]
-    ) -> None:
-        raise NotImplementedError
+class LauncherReadings(Readings):
+    """Mixin for the normalizer: wrappers, find -exec, containers, SQL clients."""
 
     def wrapper(
         self,

@@ -15,6 +15,7 @@ import re
 from .effects import path_hijack, resolve_path
 from .getopt import read_options, spec
 from .launchers import join_words
+from .readings import Readings
 from .words import DYN, Word
 
 __all__ = [
@@ -113,20 +114,11 @@ SHELL_BUILTINS = DECLARERS | frozenset(
 )
 
 
-class BuiltinReadings:
-    """Mixin for the normalizer (which provides the attributes and methods below)."""
+class BuiltinReadings(Readings):
+    """Mixin for the normalizer: shell builtins."""
 
-    cwd: str | None
     cdpath: bool
     aliases: dict[str, str]
-
-    def shell_text(self, text: str, via: str, depth: int) -> bool:  # pragma: no cover
-        raise NotImplementedError
-
-    def code_string(  # pragma: no cover - see normalize
-        self, word: Word, via: str, depth: int, tags: set[str]
-    ) -> None:
-        raise NotImplementedError
 
     def through_links(  # pragma: no cover - see tools
         self, word: Word, cwd: str | None, on_link: bool

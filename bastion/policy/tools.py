@@ -25,6 +25,7 @@ import warnings
 from .effects import program_name, resolve_path, stdin_of
 from .getopt import OptRead, read_options, spec
 from .programs import OPT_SPECS
+from .readings import Readings
 from .shparse import SimpleCommand, parse
 from .unknown import MAX_READINGS, is_trigger
 from .words import DYN, ShellSyntaxError, Word, ansi_c_decode
@@ -222,38 +223,11 @@ _GIT_FILTERS = frozenset(
 )
 
 
-class ToolReadings:
+class ToolReadings(Readings):
     """Mixed into ``normalize.Normalizer``: the readings listed in the module doc."""
 
     guessing: int  # unknown-program readings in progress (they nest MAX_GUESSES deep)
-    cwd: str | None
-    trust: bool
     links: dict[str, tuple[str, bool]]  # path -> (what it leads to, a mount point)
-
-    # ---- provided by Normalizer ---------------------------------------------------
-    def command(  # pragma: no cover - see normalize
-        self,
-        words: list[Word],
-        sc: SimpleCommand,
-        via: str,
-        depth: int,
-        tags: set[str],
-        assigns: tuple[str, ...],
-    ) -> None:
-        raise NotImplementedError
-
-    def run(self, cmds: list[SimpleCommand], via: str = "", depth: int = 0) -> None:
-        raise NotImplementedError  # pragma: no cover - see normalize
-
-    def shell_text(self, text: str, via: str, depth: int) -> bool:
-        raise NotImplementedError  # pragma: no cover - see normalize
-
-    def code_string(self, word: Word, via: str, depth: int, tags: set[str]) -> None:
-        raise NotImplementedError  # pragma: no cover - see normalize
-
-    @property
-    def timeout(self) -> float:
-        raise NotImplementedError  # pragma: no cover - see normalize
 
     # ---- unknown programs ---------------------------------------------------------
     def unknown_program(
