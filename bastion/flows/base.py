@@ -106,6 +106,30 @@ class Flow:
     async def run(self) -> None:
         raise NotImplementedError
 
+    def begin(self) -> bool:
+        """Open the recording (fail closed: nothing runs unrecorded) and end at once on a
+        request the adapter refused; True when the flow may go on."""
+        ctx = self.ctx
+        try:
+            ctx.recorder.open()
+        except OSError as exc:
+            ctx.log.error("cannot open the recording: %s", exc)
+            self.finish(
+                ExitResult(status=EXIT_BASTION_ERROR, error="recording failed"),
+                "the session cannot be recorded; nothing was run",
+            )
+            return False
+        if ctx.refusal:
+            rule, _, reason = ctx.refusal.partition(": ")
+            ctx.recorder.decision("deny", rule, reason)
+            self.refused()
+            self.finish(ExitResult(status=EXIT_DENIED), f"denied ({rule}): {reason}")
+            return False
+        return True
+
+    def refused(self) -> None:
+        """The request was refused; called before the channel ends."""
+
     # ---- ending ----
     def say(self, message: str) -> None:
         """One line for the user on stderr, also in the recording."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ..policy import Decision
 from ..record import RecordingError
-from .base import EXIT_BASTION_ERROR, EXIT_DENIED, FlowContext
+from .base import EXIT_DENIED, FlowContext
 from .deciding import decide_off_loop
 from .hold import Hold, decision_detail
 from .ports import ExitResult, RemoteCommand
@@ -65,6 +65,9 @@ class ExecFlow(RelayedFlow):
         if self.remote is not None:
             self.remote.resize(width, height, pixwidth, pixheight)
 
+    def refused(self) -> None:
+        self.relay.discard_held()  # what the client sent for it is dropped
+
     def break_received(self, msec: int) -> None:
         if self.remote is not None:
             self.remote.send_break(msec)
@@ -77,22 +80,9 @@ class ExecFlow(RelayedFlow):
 
     # ---- the flow ----
     async def _run(self) -> None:
+        if not self.begin():
+            return
         ctx = self.ctx
-        try:
-            ctx.recorder.open()
-        except OSError as exc:  # fail closed: nothing runs unrecorded
-            ctx.log.error("cannot open the recording: %s", exc)
-            self.finish(
-                ExitResult(status=EXIT_BASTION_ERROR, error="recording failed"),
-                "the session cannot be recorded; nothing was run",
-            )
-            return
-        if ctx.refusal:
-            rule, _, reason = ctx.refusal.partition(": ")
-            ctx.recorder.decision("deny", rule, reason)
-            self.relay.discard_held()
-            self.finish(ExitResult(status=EXIT_DENIED), f"denied ({rule}): {reason}")
-            return
         if not self.command.strip():
             reason = (
                 "an empty command: give the command to run, e.g. ssh HOST 'uptime' "

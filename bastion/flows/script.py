@@ -21,7 +21,7 @@ import asyncio
 
 from ..record import RecordingError
 from ..shell import ScriptError, StatementReader
-from .base import EXIT_BASTION_ERROR, EXIT_DENIED, FlowContext
+from .base import EXIT_DENIED, FlowContext
 from .deciding import decide_off_loop
 from .exec import text_to_run
 from .hold import Hold, decision_detail
@@ -77,21 +77,9 @@ class ScriptFlow(RelayedFlow):
 
     # ---- the flow ----
     async def _run(self) -> None:
+        if not self.begin():
+            return
         ctx = self.ctx
-        try:
-            ctx.recorder.open()
-        except OSError as exc:
-            ctx.log.error("cannot open the recording: %s", exc)
-            self.finish(
-                ExitResult(status=EXIT_BASTION_ERROR, error="recording failed"),
-                "the session cannot be recorded; nothing was run",
-            )
-            return
-        if ctx.refusal:
-            rule, _, reason = ctx.refusal.partition(": ")
-            ctx.recorder.decision("deny", rule, reason)
-            self.finish(ExitResult(status=EXIT_DENIED), f"denied ({rule}): {reason}")
-            return
         stop: tuple[int, str] | None = None
         while stop is None and not self.finished:
             try:

@@ -42,7 +42,7 @@ from ..policy import Decision, decide_file
 from ..record import RecordingError
 from ..record.mask import is_compressed
 from . import sftp_wire as wire
-from .base import EXIT_BASTION_ERROR, EXIT_DENIED, Flow, FlowContext
+from .base import EXIT_BASTION_ERROR, Flow, FlowContext
 from .ports import ExitResult, RemoteCommand
 from .sftp_wire import FX, FXP, Request, WireError
 
@@ -184,21 +184,9 @@ class SftpFlow(Flow):
             )
 
     async def _run(self) -> None:
+        if not self.begin():
+            return
         ctx = self.ctx
-        try:
-            ctx.recorder.open()
-        except OSError as exc:  # fail closed: nothing runs unrecorded
-            ctx.log.error("cannot open the recording: %s", exc)
-            self.finish(
-                ExitResult(status=EXIT_BASTION_ERROR, error="recording failed"),
-                "the session cannot be recorded; nothing was run",
-            )
-            return
-        if ctx.refusal:
-            rule, _, reason = ctx.refusal.partition(": ")
-            ctx.recorder.decision("deny", rule, reason)
-            self.finish(ExitResult(status=EXIT_DENIED), f"denied ({rule}): {reason}")
-            return
         ctx.recorder.decision("allow", "sftp", "SFTP session: each operation is judged")
         self._home = asyncio.get_running_loop().create_future()
         self.remote = await ctx.upstream.start_sftp(sink=self)

@@ -218,21 +218,9 @@ class ShellFlow(Flow):
             self._stop("the session ended")
 
     async def _run(self) -> None:
+        if not self.begin():
+            return
         ctx = self.ctx
-        try:
-            ctx.recorder.open()
-        except OSError as exc:  # fail closed: nothing runs unrecorded
-            ctx.log.error("cannot open the recording: %s", exc)
-            self.finish(
-                ExitResult(status=EXIT_BASTION_ERROR, error="recording failed"),
-                "the session cannot be recorded; nothing was run",
-            )
-            return
-        if ctx.refusal:
-            rule, _, reason = ctx.refusal.partition(": ")
-            ctx.recorder.decision("deny", rule, reason)
-            self.finish(ExitResult(status=EXIT_DENIED), f"denied ({rule}): {reason}")
-            return
         self.state = await self._probe()
         history = ShellHistory(
             history_path(self.settings.history_dir, ctx.identity.user, ctx.target),
