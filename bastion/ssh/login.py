@@ -16,7 +16,6 @@ Nothing on this user reaches a target; a shell, pty or subsystem gets the usage.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import shlex
 import time
@@ -31,6 +30,7 @@ from ..identity.issue import Grant, Issuer, IssueRefused, Signer
 from ..identity.oidc import MAX_TOKEN_BYTES, TokenRefused, Verifier
 from ..identity.settings import IdentitySettings
 from .certs import issue_user_cert
+from .verbsession import VerbSession
 
 if TYPE_CHECKING:
     from .server import Services
@@ -125,37 +125,16 @@ def _parse(command: str) -> tuple[str, dict[str, str]]:
     return verb, options
 
 
-class LoginSession(asyncssh.SSHServerSession[bytes]):
+class LoginSession(VerbSession):
     """One issuance request: read the token from stdin, answer JSON, exit."""
 
     def __init__(self, services: Services, key: asyncssh.SSHKey, conn_label: str):
+        super().__init__()
         self.services, self.key, self.conn_label = services, key, conn_label
-        self.chan: asyncssh.SSHServerChannel[bytes] | None = None
-        self.command: str | None = None
         self.stdin = bytearray()
         self.eof = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
 
-    def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:  # type: ignore[override]
-        self.chan = chan
-
-    def pty_requested(self, term_type: Any, term_size: Any, term_modes: Any) -> bool:
-        return False
-
-    def shell_requested(self) -> bool:
-        return True
-
-    def subsystem_requested(self, subsystem: str) -> bool:
-        return True
-
-    def exec_requested(self, command: str) -> bool:
-        self.command = command
-        return True
-
-    def session_started(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._run_safely())
-
-    async def _run_safely(self) -> None:
+    async def _serve(self) -> None:
         try:
             await self._run()
         except asyncio.CancelledError:
@@ -172,7 +151,7 @@ class LoginSession(asyncssh.SSHServerSession[bytes]):
 
     def eof_received(self) -> bool:
         self.eof.set()
-        return True  # keep our side open: the answer is still to be written
+        return super().eof_received()
 
     async def _run(self) -> None:
         issuer: Issuer | None = self.services.issuer
@@ -234,16 +213,3 @@ class LoginSession(asyncssh.SSHServerSession[bytes]):
                 "targets": targets,
             },
         )
-
-    def _answer(self, status: int, body: dict[str, Any]) -> None:
-        if self.chan is None:
-            return
-        try:
-            self.chan.write((json.dumps(body, ensure_ascii=False) + "\n").encode())
-            self.chan.exit(status)
-        except (OSError, asyncssh.Error):
-            pass
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.task is not None and not self.task.done():
-            self.task.cancel()
