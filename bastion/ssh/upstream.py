@@ -504,6 +504,9 @@ class TargetUpstream:
             term_type=term_type,  # type: ignore[arg-type]
             term_size=term_size,  # type: ignore[arg-type]
             term_modes=term_modes,  # type: ignore[arg-type]
+            # asyncssh asks for a PTY only when the type is non-empty; a client with no
+            # TERM asked for one with an empty type, and gets it
+            request_pty="force" if term is not None else False,
         )
 
 

@@ -58,6 +58,15 @@ def test_pty(world):
     assert r.stdout.startswith(b"/dev/pts/")
 
 
+def test_pty_when_the_client_has_no_term(world, monkeypatch):
+    # OpenSSH sends an empty terminal type when TERM is unset (Ansible under CI): a PTY
+    # is still asked for, and the target gives one
+    monkeypatch.delenv("TERM", raising=False)
+    r = world.alice.ssh("-tt", "-J", "bastion", TARGET, "tty")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(b"/dev/pts/")
+
+
 def test_direct_mode(world):
     r = world.alice.ssh("-p", str(world.bastion.port), f"{LOGIN}@web1@127.0.0.1", "echo direct")
     assert r.returncode == 0, r.stderr
