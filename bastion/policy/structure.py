@@ -17,15 +17,18 @@ Limits: bash keeps the text of command substitutions and of words inside quotes 
 written, so a misread confined to the inside of one word is compared with itself; the
 differential tests (tests/policy/test_differential.py) hunt for those against bash's
 reading, and each one found is fixed in the reader and becomes a table row. The check
-costs one bash process per input the scanner cannot vouch for, started ahead of need and
-handed the input before our own reader starts, so the two read at once (``begin``,
-``Reading``); results are cached with the analysis, by exact bytes.
+costs one write and one read to a bash kept running (``_Reader``: inputs follow one
+another, each with a random sentinel line after it), handed the input before our own
+reader starts, so the two read at once (``begin``, ``Reading``); an input whose reading
+there cannot be trusted is read again by a bash of its own. Results are cached with the
+analysis, by exact bytes.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import select
 import signal
 import subprocess
@@ -85,7 +88,7 @@ class StructureResult:
 
 _ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
 _ARGS = ("--norc", "--noprofile", "--pretty-print")
-_SMALL = 32768  # inputs up to this size go through a pre-started bash in one write
+_SMALL = 32768  # inputs up to this size go to a bash kept running, in one write
 
 
 def bash_reading(bash: str, src: str, timeout: float) -> tuple[int, str]:
@@ -111,9 +114,22 @@ def bash_reading(bash: str, src: str, timeout: float) -> tuple[int, str]:
     return (0 if out.returncode == 0 else 2), out.stdout.decode("utf-8", "surrogateescape")
 
 
-class _Spare:
-    """One bash --pretty-print started ahead of need, waiting on its stdin: reading an
-    input then costs a write and a read (about 0.5 ms) instead of a start (1.3 ms)."""
+class _Reader:
+    """One bash --pretty-print kept running, reading one input after another from a
+    pipe. Each input goes with a line of its own, ``: bastion-end-<random>``; bash prints
+    each command as soon as it has read it, so the sentinel coming back as the last line
+    means bash read the input as a whole, ended where it ends, and is waiting for the
+    next: a reading costs one write and one read (about 0.1 ms), no process start.
+
+    An input that does not end where it seems to (an open quote, here-document or
+    compound command, a trailing ``|``) swallows the sentinel or joins it: that reading
+    is not trusted, and the input is read again by a bash of its own (``bash_reading``),
+    the reference. The sentinel is random per input, so no input can forge it."""
+
+    #: A bash is retired after this many inputs (bounds whatever its parser keeps).
+    MAX_USES = 2000
+    #: How long an input may keep bash waiting for more before it gets end-of-file.
+    GRACE = 0.05
 
     def __init__(self, bash: str):
         in_r, self.stdin = os.pipe()
@@ -136,127 +152,167 @@ class _Spare:
         finally:
             os.close(in_r)
             os.close(out_w)
-
-    def read(self, data: bytes, timeout: float) -> tuple[int, str]:
-        """Feed ``data`` (at most a pipe's buffer), return (status, canonical text)."""
-        deadline = time.monotonic() + timeout
-        if not self.send(data):
-            return -2, ""
-        return self.receive(deadline)
+        self.uses = 0
+        self.sentinel = b""
+        self.alive = True
 
     def send(self, data: bytes) -> bool:
-        """Hand bash the input; it parses while the caller goes on (see ``receive``)."""
+        """Hand bash one input; it parses while the caller goes on (see ``receive``)."""
+        self.uses += 1
+        self.sentinel = b": bastion-end-" + secrets.token_hex(16).encode() + b"\n"
         try:
-            os.write(self.stdin, data)
+            os.write(self.stdin, data + b"\n" + self.sentinel)
         except OSError:
             self.kill()
             return False
-        finally:
-            os.close(self.stdin)
         return True
 
-    def receive(self, deadline: float) -> tuple[int, str]:
-        """(status, canonical text) of the input sent, waiting until ``deadline``."""
-        chunks: list[bytes] = []
+    def receive(self, deadline: float) -> str | None:
+        """Bash's canonical text of the input sent, or None when this reading cannot be
+        trusted (the sentinel did not come back as the last line, bash exited, or the
+        deadline passed; the process is then gone). An input still open after a short
+        grace gets end-of-file, so bash finishes (or fails) at once instead of waiting
+        for more: the reader is then spent."""
+        out = b""
+        grace = min(deadline, time.monotonic() + self.GRACE)
         while True:
-            left = deadline - time.monotonic()
-            ready = select.select([self.stdout], [], [], max(left, 0))[0] if left > 0 else []
+            until = grace if self.stdin >= 0 else deadline
+            left = until - time.monotonic()
+            ready = select.select([self.stdout], [], [], left)[0] if left > 0 else []
             if not ready:
+                if self.stdin >= 0 and grace < deadline:
+                    os.close(self.stdin)
+                    self.stdin = -1
+                    continue
                 self.kill()
-                return -1, ""
+                return None
             chunk = os.read(self.stdout, 65536)
             if not chunk:
-                break
-            chunks.append(chunk)
-        os.close(self.stdout)
-        try:
-            _, status = os.waitpid(self.pid, 0)
-        except ChildProcessError:  # reaped by someone else: the status is lost
-            return -2, ""
-        text = b"".join(chunks).decode("utf-8", "surrogateescape")
-        return (0 if os.waitstatus_to_exitcode(status) == 0 else 2), text
+                self.kill()  # bash exited: a syntax error, or end-of-file after the grace
+                return self._text(out)
+            out += chunk
+            if self.stdin >= 0 and out.endswith(self.sentinel):
+                return self._text(out)
+
+    def _text(self, out: bytes) -> str | None:
+        """The canonical text before the sentinel, when the sentinel is the last line
+        and comes once; otherwise None (the sentinel was joined to the input)."""
+        if not out.endswith(self.sentinel):
+            return None
+        text = out[: -len(self.sentinel)]
+        if self.sentinel in text or (text and not text.endswith(b"\n")):
+            self.kill()
+            return None
+        return text.decode("utf-8", "surrogateescape")
 
     def kill(self) -> None:
+        if not self.alive:
+            return
+        self.alive = False
+        for fd in (self.stdin, self.stdout):
+            if fd >= 0:
+                os.close(fd)
+        self.stdin = self.stdout = -1
         try:
             os.kill(self.pid, signal.SIGKILL)
             os.waitpid(self.pid, 0)
         except (ProcessLookupError, ChildProcessError):
             pass
-        try:
-            os.close(self.stdout)
-        except OSError:
-            pass
+
+
+def _pipe_safe(data: bytes) -> bool:
+    """Whether the input can share a long-running bash: small, no NUL, and not ending in
+    a backslash (which would join the input to the sentinel line after it)."""
+    return len(data) <= _SMALL and b"\0" not in data and not data.endswith(b"\\")
 
 
 class _Pool:
-    """Spare bash processes, one used per input. A daemon thread starts replacements
-    (``posix_spawn`` waits about 1.3 ms for the exec, without holding the GIL), so a
-    decision only writes and reads; with no spare ready it starts one itself."""
+    """Long-running bash readers, each used for one input at a time and handed back.
+    A daemon thread starts replacements for readers that ended (``posix_spawn`` waits
+    about 1.3 ms for the exec), so a decision only writes and reads; with no reader
+    ready it starts one itself."""
 
-    def __init__(self, bash: str, size: int = 4):
+    def __init__(self, bash: str, size: int = 2):
         self.bash = bash
         self.size = size
-        self.spares: list[_Spare] = []
+        self.idle: list[_Reader] = []
         self.cond = threading.Condition()
         self.filler: threading.Thread | None = None
 
-    def read(self, src: str, timeout: float) -> tuple[int, str]:
-        data = src.encode("utf-8", "surrogateescape")
-        if len(data) > _SMALL:
-            return bash_reading(self.bash, src, timeout)
-        spare = self.take()
-        if spare is None:
-            return -2, ""
-        return spare.read(data, timeout)
-
-    def take(self) -> _Spare | None:
-        """A spare bash (one started now if none is ready); None if bash cannot start."""
+    def take(self) -> _Reader | None:
+        """An idle reader (one started now if none is); None if bash cannot start."""
         with self.cond:
-            spare = self.spares.pop(0) if self.spares else None
+            reader = self.idle.pop() if self.idle else None
             if self.filler is None or not self.filler.is_alive():
                 self.filler = threading.Thread(
-                    target=self._fill, name="bastion-bash-spares", daemon=True
+                    target=self._fill, name="bastion-bash-readers", daemon=True
                 )
                 self.filler.start()
             self.cond.notify()
-        if spare is None:
+        if reader is None:
             try:
-                spare = _Spare(self.bash)
+                reader = _Reader(self.bash)
             except OSError:
                 return None
-        return spare
+        return reader
+
+    def give_back(self, reader: _Reader) -> None:
+        """A reader whose last reading was whole goes back to serve the next input."""
+        if not reader.alive:
+            return
+        if reader.uses >= _Reader.MAX_USES:
+            reader.kill()
+            return
+        with self.cond:
+            if len(self.idle) < self.size:
+                self.idle.append(reader)
+                return
+        reader.kill()
 
     def _fill(self) -> None:
-        """Keep ``size`` spares ready; stop when bash cannot be started."""
+        """Keep ``size`` readers ready; stop when bash cannot be started."""
         while True:
             with self.cond:
-                while len(self.spares) >= self.size:
+                while len(self.idle) >= self.size:
                     self.cond.wait()
             try:
-                spare = _Spare(self.bash)
+                reader = _Reader(self.bash)
             except OSError:
                 return
             with self.cond:
-                self.spares.append(spare)
+                self.idle.append(reader)
 
 
 class Reading:
     """Bash reading one input in the background; collect it once with ``result``, or
     ``cancel`` it when the decision no longer needs it (never left to run on)."""
 
-    def __init__(self, spare: _Spare, deadline: float):
-        self.spare = spare
+    def __init__(self, check: StructureCheck, src: str, reader: _Reader | None, deadline: float):
+        self.check = check
+        self.src = src
+        self.reader = reader
         self.deadline = deadline
         self.done = False
 
     def result(self) -> tuple[int, str]:
+        """(status, canonical text), as ``bash_reading`` gives them."""
         self.done = True
-        return self.spare.receive(self.deadline)
+        if self.reader is not None:
+            text = self.reader.receive(self.deadline)
+            if text is not None:
+                self.check.pool.give_back(self.reader)
+                return 0, text
+        # no reader, or its reading is not to be trusted: the reference, a bash of its own
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            return -1, ""
+        return bash_reading(self.check.bash, self.src, left)
 
     def cancel(self) -> None:
         if not self.done:
             self.done = True
-            self.spare.kill()
+            if self.reader is not None:
+                self.reader.kill()
 
 
 class StructureCheck:
@@ -279,15 +335,15 @@ class StructureCheck:
 
     def begin(self, src: str) -> Reading | None:
         """Start bash reading ``src`` now, so it parses while our reader does (the two
-        cores of a small bastion overlap); None where ``confirm`` reads it itself."""
-        data = src.encode("utf-8", "surrogateescape")
-        if len(data) > _SMALL or not self.usable():
+        cores of a small bastion overlap); None where bash cannot pretty-print."""
+        if not self.usable():
             return None
         deadline = time.monotonic() + self.timeout
-        spare = self.pool.take()
-        if spare is None or not spare.send(data):
-            return None
-        return Reading(spare, deadline)
+        data = src.encode("utf-8", "surrogateescape")
+        reader = self.pool.take() if _pipe_safe(data) else None
+        if reader is not None and not reader.send(data):
+            reader = None
+        return Reading(self, src, reader, deadline)
 
     def confirm(
         self, src: str, ours: list[Command], trust: bool, reading: Reading | None = None
@@ -300,10 +356,9 @@ class StructureCheck:
                 "is needed)"
             )
         start = time.monotonic()
-        if reading is not None:
-            status, canonical = reading.result()
-        else:
-            status, canonical = self.pool.read(src, self.timeout)
+        reading = reading or self.begin(src)
+        assert reading is not None  # usable() holds
+        status, canonical = reading.result()
         if status == -1:
             return StructureResult("cannot parse: bash took too long to read it", True)
         if status != 0:

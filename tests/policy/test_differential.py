@@ -15,6 +15,8 @@ it parses without executing) and prints its canonical text. Properties:
 Every disagreement found becomes a row of ``MISREADS`` with the expected rule.
 """
 
+import time
+
 import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
@@ -276,3 +278,40 @@ def test_plain_language_needs_no_bash(shipped, tokens, sep):
         return
     assert ours is not None, (src, canonical)
     assert _reading(canonical) == ours, (src, canonical)
+
+
+#: Inputs that do not end where they seem to: each swallows or joins the line after it.
+_OPEN_ENDS = st.sampled_from(
+    ["", " &&", " |", " ||", " \\", "\\", " <<EOF", " <<EOF\nbody", " 'open", ' "open', " $(",
+     " `", " ${", " $((", "; {", "; if true; then", "; for x in a; do", "; case a in",
+     " <<''", " <<-X\n\tbody", "; f() {", " x=(", "; [[ a ==", " |&", " # note", ";", " &"]
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_input, _input, _OPEN_ENDS)
+def test_a_long_running_bash_reads_what_a_bash_of_its_own_reads(before, src, end):
+    """The structure check hands inputs to a bash kept running, each followed by a random
+    sentinel line. Where that reading is trusted (the sentinel came back last, alone on
+    its line), it is bash's reading of the input alone: the reference ``bash_reading``,
+    whatever the same bash read before."""
+    from bastion.policy.structure import _pipe_safe, _Reader
+
+    src += end
+    data = src.encode("utf-8", "surrogateescape")
+    if not _pipe_safe(data):
+        return  # read by a bash of its own
+    reader = _Reader(BASH)
+    try:
+        assert reader.send(before.encode())
+        if reader.receive(time.monotonic() + 5.0) is None:
+            reader = _Reader(BASH)  # the structure check does not reuse this one either
+        assert reader.send(data)
+        text = reader.receive(time.monotonic() + 5.0)
+    finally:
+        reader.kill()
+    if text is None:
+        return  # not trusted: the input is read again by a bash of its own
+    status, reference = bash_reading(BASH, src, 5.0)
+    assert status == 0, (src, text)
+    assert text.rstrip("\n") == reference.rstrip("\n"), src

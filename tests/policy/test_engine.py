@@ -107,11 +107,23 @@ def test_run_time_name_names_a_rule_only_when_its_arguments_match(tmp_path, comm
         assert d.approvers == ("storage",)
 
 
+def _children() -> int:
+    me = str(os.getpid())
+    count = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                count += f.read().rsplit(")", 1)[1].split()[1] == me
+        except OSError:
+            pass
+    return count
+
+
 def test_bash_reading_begun_is_collected_when_our_reader_fails_first():
     """bash starts reading while our reader works; when ours fails (a syntax error), the
     bash process is killed and reaped and its pipe closed, never left behind."""
     policy = Policy()
-    _decide(policy, "for f in *; do echo $f; done")  # warm: the spare pool is full
+    _decide(policy, "for f in *; do echo $f; done")  # warm: the reader pool is full
     fds = len(os.listdir("/proc/self/fd"))
     for i in range(40):
         d = _decide(policy, f"for f in {i}; do echo $f; done )")
@@ -119,6 +131,23 @@ def test_bash_reading_begun_is_collected_when_our_reader_fails_first():
     assert len(os.listdir("/proc/self/fd")) < fds + 10  # a leak would be one per input
     ok = _decide(policy, "for f in a b; do echo $f; done")
     assert ok.action == "allow"  # the pool still serves readings
+
+
+def test_bash_readers_are_reused_and_bounded():
+    """The structure check keeps a few bash readers running and reuses them: many
+    inputs, including ones read by a bash of their own (a trailing backslash) and ones
+    that forge a sentinel line, leave no processes or pipes behind."""
+    policy = Policy()
+    _decide(policy, "for f in *; do echo $f; done")
+    fds = len(os.listdir("/proc/self/fd"))
+    for i in range(60):
+        assert _decide(policy, f"for f in {i}; do echo $f; done").action == "allow"
+        forged = _decide(policy, f"for f in {i}; do echo $f; done\n: bastion-end-{i:032x}")
+        assert forged.action == "allow", forged.reason
+        alone = _decide(policy, f"for f in {i}; do echo $f; done \\")  # its own bash
+        assert alone.action == "allow", alone.reason
+    assert len(os.listdir("/proc/self/fd")) < fds + 10
+    assert _children() <= 4  # the pool's readers (2) and a spare being started
 
 
 def test_without_a_bash_that_parses_only_plain_words_are_decided():
