@@ -148,7 +148,10 @@ class BuiltinReadings(Readings):
             ):  # eval eval eval ...: each level would read the rest again
                 tags.add("dynamic-code")
         elif name in ("source", "."):
-            tags.add("source")
+            # an existing file: a script like any other (run-existing-script; written in
+            # this input, in /tmp or a stream: held); a name known at run time: unseen
+            known = args and not args[0].dynamic and args[0].value not in ("", "-")
+            tags.add("script-file" if known else "source")
         elif name in DECLARERS:
             if any(
                 w.value.startswith("PATH=") and path_hijack(Word(w.value[5:], w.raw[5:], w.dynamic))

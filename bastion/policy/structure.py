@@ -283,6 +283,19 @@ class _Pool:
                 self.idle.append(reader)
 
 
+_POOLS: dict[str, _Pool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(bash: str) -> _Pool:
+    """One pool per bash for the whole process: a reloaded policy reuses the readers
+    instead of leaving its predecessor's running."""
+    with _POOLS_LOCK:
+        if bash not in _POOLS:
+            _POOLS[bash] = _Pool(bash)
+        return _POOLS[bash]
+
+
 class Reading:
     """Bash reading one input in the background; collect it once with ``result``, or
     ``cancel`` it when the decision no longer needs it (never left to run on)."""
@@ -322,7 +335,7 @@ class StructureCheck:
         self.bash = bash
         self.timeout = timeout
         self._usable: bool | None = None
-        self.pool = _Pool(bash)
+        self.pool = _pool(bash)
 
     def usable(self) -> bool:
         """Whether this bash parses without executing (bash >= 5.2 ``--pretty-print``).

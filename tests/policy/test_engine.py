@@ -107,13 +107,14 @@ def test_run_time_name_names_a_rule_only_when_its_arguments_match(tmp_path, comm
         assert d.approvers == ("storage",)
 
 
-def _children() -> int:
+def _bash_children() -> int:
     me = str(os.getpid())
     count = 0
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/stat") as f:
-                count += f.read().rsplit(")", 1)[1].split()[1] == me
+                name, rest = f.read().rsplit(")", 1)
+            count += rest.split()[1] == me and name.endswith("(bash")
         except OSError:
             pass
     return count
@@ -147,7 +148,11 @@ def test_bash_readers_are_reused_and_bounded():
         alone = _decide(policy, f"for f in {i}; do echo $f; done \\")  # its own bash
         assert alone.action == "allow", alone.reason
     assert len(os.listdir("/proc/self/fd")) < fds + 10
-    assert _children() <= 4  # the pool's readers (2) and a spare being started
+    assert _bash_children() <= 3  # the pool's readers (2) and one being started
+    for _ in range(5):
+        reloaded = Policy()  # a reloaded policy shares the readers
+        assert _decide(reloaded, "for f in a b; do echo $f; done").action == "allow"
+    assert _bash_children() <= 3
 
 
 def test_without_a_bash_that_parses_only_plain_words_are_decided():
