@@ -29,11 +29,13 @@ from bastion.tomlsource import TomlSource  # noqa: E402
 CORPUS = Path(__file__).with_name("oneliners.txt")
 #: Holds issue #10 itself asks for (programs that take the terminal or run typed
 #: commands, account changes, recursive chown/chmod of application directories, killing
-#: by name, startup-file writes, reads of tool credentials, inline interpreter code):
+#: by name, startup-file writes, reads of tool credentials and secret stores, inline
+#: interpreter code):
 #: not false holds.
 HELD_BY_DESIGN = frozenset(
     {"terminal-program", "nested-shell", "account-change", "chmod-recursive-system",
-     "kill-by-name", "startup-write", "k8s-secret-read"}
+     "kill-by-name", "startup-write", "k8s-secret-read", "cloud-secret-read",
+     "cloud-secret-read-ssm", "vault-secret-read", "kubeconfig-raw-read", "secret-dir-read"}
 )  # fmt: skip
 GOALS = {
     "everyday_not_falsely_held": (">= 0.98", lambda v: v >= 0.98),
