@@ -130,6 +130,8 @@ def writes(program: str, read: OptRead) -> list[Word]:
                     name = src.value.rstrip("/").rsplit("/", 1)[-1]
                     if src.value.endswith("/") or not name or src.glob:  # rsync a/ /etc
                         found.append(Word(target.value.rstrip("/") + "/" + DYN, FOUND, True))
+                    elif DYN in name:  # cp /data/$f /backup/: one name inside /backup
+                        found.append(Word(target.value.rstrip("/") + "/" + DYN, SOME, True))
                     else:
                         found.append(
                             Word(target.value.rstrip("/") + "/" + name, src.raw, src.dynamic)
