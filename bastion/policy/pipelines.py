@@ -90,10 +90,8 @@ def origin(sc: SimpleCommand) -> str | None:
             paths = [w for w in args if not w.value.startswith("-")]
             if any(w.value.startswith("-") and set(w.value[1:]) & set("Raf") for w in args):
                 return None  # recursive, or . and .. among the names
-            if not paths:
+            if not paths or all(not w.glob for w in paths):
                 return "."  # names, printed without their directory
-            if all(not w.glob for w in paths):
-                return None  # a file operand is printed as given (ls /etc/shadow)
             heads = {posixpath.dirname(w.value) for w in paths}
             return heads.pop() or "." if len(heads) == 1 else None
         if name == "git" and args and args[0].value in ("ls-files", "diff"):
