@@ -2,11 +2,13 @@
 
 Usage: python bench/policy.py [--json FILE] [--rounds N] [--quick]
 
-Corpus: bench/oneliners.txt (everyday one-liners of the kind people post and agents
-write), commands under 200 characters. Cold: the analysis cache is cleared before each
-decision, so every command is parsed, normalized and structure-checked (bash spawned
-when the plain-language scanner cannot vouch for it) anew. Warm: repeated commands hit
-the per-policy cache, as agents repeating commands do. Also times a 64 KB input. Prints
+Corpus: bench/oneliners.txt and bench/oneliners_more.txt (everyday one-liners of the
+kind people post and agents write; the second file holds longer ones, so the corpus mean
+is about 60 characters as issue #10 asks), commands under 200 characters. Cold: the
+analysis cache is cleared before each decision, so every command is parsed, normalized
+and structure-checked (read by a bash kept running when the plain-language scanner cannot
+vouch for it) anew. Warm: repeated commands hit the per-policy cache, as agents
+repeating commands do. Also times a 64 KB input. Prints
 the figures next to the goals of issue #10; no assertions.
 """
 
@@ -26,7 +28,7 @@ from bastion.policy import decide, load_policy  # noqa: E402
 from bastion.policy.structure import needs_structure_check  # noqa: E402
 from bastion.tomlsource import TomlSource  # noqa: E402
 
-CORPUS = Path(__file__).with_name("oneliners.txt")
+CORPUS = (Path(__file__).with_name("oneliners.txt"), Path(__file__).with_name("oneliners_more.txt"))
 #: Holds issue #10 itself asks for (programs that take the terminal or run typed
 #: commands, account changes, recursive chown/chmod of application directories, killing
 #: by name, startup-file writes, reads of tool credentials and secret stores, inline
@@ -47,7 +49,7 @@ GOALS = {
 
 def corpus() -> list[str]:
     """The one-liners, comments and blank lines left out."""
-    lines = CORPUS.read_text(encoding="utf-8").splitlines()
+    lines = [x for f in CORPUS for x in f.read_text(encoding="utf-8").splitlines()]
     return [x for x in lines if x.strip() and not x.startswith("#")]
 
 

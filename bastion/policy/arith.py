@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["tainted_reads", "numeric_value", "DIGIT_PRINTERS"]
+__all__ = ["tainted_reads", "numeric_value", "only_digit_substitutions", "DIGIT_PRINTERS"]
 
 _NAME = re.compile(r"(?<![A-Za-z0-9_#@.])\$?\{?([A-Za-z_][A-Za-z0-9_]*)")
 _POSITIONAL = re.compile(r"\$\{?[0-9@*]")
 _ASSIGN_AT = re.compile(r"\s*(?:[-+*/%&|^]|<<|>>)?=(?!=)")
 #: Substitutions whose output is digits (and blanks): safe inside arithmetic.
 DIGIT_PRINTERS = re.compile(
-    r"\s*(?:id\s+-[ug]|nproc|date\s+\+%s|wc\s+-[lcmw]\b[^|;&`$()]*|grep\s+-c\b[^|;&`$()]*"
+    r"\s*(?:id\s+-[ug]|nproc|date(?:\s+(?:-u|--utc|-d\s*(?:\"[^\"`$]*\"|'[^']*'|[^\s\"'`$|;&()]+)))*"
+    r"\s+\+%s|wc\s+-[lcmw]\b[^|;&`$()]*|grep\s+-c\b[^|;&`$()]*"
     r"|stat\s+-c\s*%[sYXZ]\b[^|;&`$()]*|getconf\s+[A-Z_]+)\s*"
 )
 _SUBST = re.compile(r"\$\(([^()]*)\)|`([^`]*)`")
@@ -55,6 +56,15 @@ def tainted_reads(text: str, tainted: set[str]) -> list[str]:
         elif name in tainted:
             bad.append(name)
     return bad
+
+
+def only_digit_substitutions(text: str) -> bool:
+    """Whether every substitution in arithmetic ``text`` prints only digits
+    (``$(( $(date +%s) - $(stat -c %Y f) ))``): their output cannot hold ``a[$(cmd)]``."""
+    if "$[" in text:
+        return False
+    rest = _SUBST.sub(lambda m: "0" if _digits(m) else "\x00", text)
+    return not any(x in rest for x in ("\x00", "$(", "`"))
 
 
 def _digits(m: re.Match[str]) -> bool:

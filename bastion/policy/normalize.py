@@ -94,6 +94,8 @@ UNKNOWN_TAGS = frozenset(
 #: Unknown findings an allow rule may accept for a command (the issue's "unless a rule
 #: allows it"); the others are held whatever the rules say.
 ALLOWABLE_TAGS = frozenset({"script-file", "interpreter-code", "untrusted-script"})
+#: Writing these keeps nothing a later program could run (curl -o /dev/null).
+_SINKS = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"})
 
 _SCRIPT_RUNNERS = SHELLS | {
     "python",
@@ -533,7 +535,7 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
         if "script-file" in cmd.tags and self.untrusted_script(cmd, first, sc):
             self.out[at] = replace(cmd, tags=cmd.tags | {"untrusted-script"})
         for t in written + ([cmd.dest] if cmd.dest is not None else []):
-            if (path := resolve_path(t.value, self.cwd)) is not None:
+            if (path := resolve_path(t.value, self.cwd)) is not None and path not in _SINKS:
                 self.written.add(path)
         if name in ("ln", "mount"):
             self.note_link(name, read_options(args, OPT_SPECS.get(name)), self.cwd)

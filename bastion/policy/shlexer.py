@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .arith import tainted_reads
+from .arith import only_digit_substitutions, tainted_reads
 from .words import DYN, ShellSyntaxError, Word, ansi_c_decode, make_word
 
 __all__ = ["Lexer", "Redirect", "SimpleCommand", "MAX_DEPTH", "MAX_COMMANDS", "META"]
@@ -591,7 +591,8 @@ class Lexer:
         text = self.s[start:end]
         self.arith_reads(text)
         if "$(" in text or "`" in text or "$[" in text:
-            self.emit(SimpleCommand(tags={"arith-substitution"}))
+            if not only_digit_substitutions(text):
+                self.emit(SimpleCommand(tags={"arith-substitution"}))
             self.scan_expansions(text)
         elif _WORDS.search(text) or any(q in text for q in "'\"\\"):
             # "$(( rm -rf / ))" is not arithmetic: bash fails on it, but a shell that read

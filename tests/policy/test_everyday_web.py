@@ -1,4 +1,4 @@
-"""The share of everyday web one-liners (bench/oneliners.txt) allowed for ops as root.
+"""The share of everyday web one-liners (bench/oneliners*.txt) allowed for ops as root.
 
 Issue #10 §3 asks for >= 98%; the figure is printed by bench/policy.py. This test keeps
 the measured share from sliding back (the floor is the share at the last deliberate
@@ -9,11 +9,12 @@ from bastion.policy import decide
 
 from .conftest import ROOT
 
-FLOOR = 0.955
+FLOOR = 0.95
 
 
 def _corpus() -> list[str]:
-    lines = (ROOT / "bench" / "oneliners.txt").read_text(encoding="utf-8").splitlines()
+    files = ("oneliners.txt", "oneliners_more.txt")
+    lines = [x for f in files for x in (ROOT / "bench" / f).read_text("utf-8").splitlines()]
     return [x for x in lines if x.strip() and not x.startswith("#")]
 
 
