@@ -315,3 +315,22 @@ def test_a_long_running_bash_reads_what_a_bash_of_its_own_reads(before, src, end
     status, reference = bash_reading(BASH, src, 5.0)
     assert status == 0, (src, text)
     assert text.rstrip("\n") == reference.rstrip("\n"), src
+
+
+_JOINED = ["m1 <<EOF &&\nbody\nEOF", "m1 <<EOF |\nbody\nEOF", "m1 &&", "m1 |"]
+
+
+@pytest.mark.parametrize("src", _JOINED)
+def test_a_sentinel_joined_to_the_input_is_not_trusted(src):
+    """Bash 5.2 prints a sentinel joined by a trailing ``&&``/``|`` after a here-document
+    indented on a line of its own; only that indent keeps the reading untrusted. A bash
+    that printed it at the start of the line would fail here, not pass in silence."""
+    from bastion.policy.structure import _Reader
+
+    reader = _Reader(BASH)
+    try:
+        assert reader.send(src.encode())
+        assert reader.receive(time.monotonic() + 5.0) is None
+    finally:
+        reader.kill()
+    assert bash_reading(BASH, src, 5.0)[0] != 0  # the reference: a syntax error
