@@ -14,7 +14,7 @@ import re
 
 from .effects import path_hijack, resolve_path, stdin_of
 from .getopt import read_options, spec, wrapper_options
-from .pipelines import origin, xargs_item
+from .pipelines import named_files, origin, xargs_item
 from .programs import OPT_SPECS
 from .readings import Readings
 from .shparse import SimpleCommand, parse
@@ -120,8 +120,14 @@ def join_words(words: list[Word]) -> tuple[str, bool]:
     return " ".join(w.value.replace(DYN, "${_}") for w in words), any(w.dynamic for w in words)
 
 
+#: How many readings of a loose launcher's words are judged (see ``loose_wrapper``).
+_LOOSE_READINGS = 8
+
+
 class LauncherReadings(Readings):
     """Mixin for the normalizer: wrappers, find -exec, containers, SQL clients."""
+
+    loose_left: int
 
     def wrapper(
         self,
@@ -153,6 +159,9 @@ class LauncherReadings(Readings):
     ) -> None:
         w = WRAPPERS[name]
         here = f"via {name} {via}".strip()
+        if w.loose:
+            self.loose_wrapper(name, w.after, args, sc, here, depth, assigns)
+            return
         for opts, idx in wrapper_options(args, w.spec):
             names = {o for o, _ in opts}
             if name == "sudo" and names & {"-e", "--edit"} and idx is not None:
@@ -239,6 +248,14 @@ class LauncherReadings(Readings):
                 root = base[:-3] if base and base.endswith("/**") else base
                 item = DYN if root is None else root.rstrip("/") + "/" + DYN
                 raw = "{stdin}" if base is None else FOUND if base != root else SOME
+                for named in named_files(sc):  # ls FILE | xargs CMD: CMD FILE too
+                    as_named = [
+                        Word(x.value.replace(repl[0], named.value), x.raw, True)
+                        if repl and repl[0] in x.value
+                        else x
+                        for x in inner
+                    ] + ([] if repl else [Word(named.value, named.raw, True)])
+                    self.command(as_named, sc, here, depth + 1, set(), inner_assigns)
                 inner = [
                     xargs_item(x, repl[0], base) if repl and repl[0] in x.value else x
                     for x in inner
@@ -253,6 +270,36 @@ class LauncherReadings(Readings):
                     self.cwd = "?" if value.dynamic else resolve_path(value.value, self.cwd)
             self.command(inner, sc, here, depth + 1, set(), inner_assigns)
             self.cwd = saved
+
+    def loose_wrapper(
+        self,
+        name: str,
+        after: frozenset[str],
+        args: list[Word],
+        sc: SimpleCommand,
+        here: str,
+        depth: int,
+        assigns: tuple[str, ...],
+    ) -> None:
+        """A launcher whose options we do not read word by word (``bwrap --bind / / sh``,
+        ``setarch x86_64 sh``, ``npm exec -- CMD``): each word that is not an option may
+        start the command it runs, and every such reading is judged (at most
+        ``_LOOSE_READINGS``; a dynamic word could start one more, which is unknown)."""
+        start = 0
+        if after and name not in after:
+            start = next((k + 1 for k, a in enumerate(args) if a.value in after), len(args))
+        starts = [
+            k
+            for k in range(start, len(args))
+            if not args[k].value.startswith("-")
+            and not (args[k].value in (".", "..") and k == len(args) - 1)  # -p .: a path
+        ]
+        for k in starts[:_LOOSE_READINGS]:
+            if self.loose_left <= 0:  # launchers inside launchers: too many readings
+                self.command([Word(DYN, "{loose}", True)], sc, here, depth + 1, set(), assigns)
+                return
+            self.loose_left -= 1
+            self.command(list(args[k:]), sc, here, depth + 1, set(), assigns)
 
     def parallel(self, inner: list[Word], depth: int, tags: set[str]) -> list[Word]:
         """GNU parallel: the command (a shell string if one word) with its arguments."""

@@ -338,6 +338,7 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
         self.expanding: set[str] = set()  # aliases being expanded (bash never recurses)
         self.guessing = 0  # readings of unknown programs' arguments in progress
         self.written: set[str] = set()  # paths written so far in this input
+        self.loose_left = 32  # readings of loose launchers' words left (launchers)
         self.links: dict[str, tuple[str, bool]] = {}  # see ToolReadings.note_link
         self.cdpath = False  # CDPATH set in this input: "cd NAME" may go anywhere
         self.literals: tuple[str, ...] = ()  # see Command.literals

@@ -22,7 +22,7 @@ from .programs import GLOBAL_SPECS, OPT_SPECS, RUNS_COMMAND
 from .shlexer import SimpleCommand
 from .words import DYN, FOUND, SOME, Word
 
-__all__ = ["origin", "xargs_item", "runs_command"]
+__all__ = ["origin", "named_files", "xargs_item", "runs_command"]
 
 #: find tests that select some files only (mirrors normalize's list)
 _FIND_FILTERS = frozenset(
@@ -53,15 +53,13 @@ def xargs_item(x: Word, repl: str, base: str | None) -> Word:
     return Word(x.value.replace(repl, DYN), x.raw, True)
 
 
-def origin(sc: SimpleCommand) -> str | None:
-    """Where the paths a pipeline feeds to xargs lie, when its producer says: ``find D``
-    yields paths under D, ``ls`` names in the working directory (``.``), ``ls D/*.gz``
-    paths under D, ``grep -rl P D`` files under D, ``git ls-files`` paths under ``.``.
-    Lines through head/tail/sort/uniq/grep stay what they were. None when unknown."""
+def _producer(sc: SimpleCommand) -> SimpleCommand | None:
+    """The command whose lines reach ``sc`` through head/tail/sort/uniq/grep (which pass
+    lines on unchanged); None when a word or a redirect of one of them is unknown."""
     src = sc.piped_from
     while src is not None and src.words:
         name = program_name(src.words[0].value)
-        args = [w for w in src.words[1:]]
+        args = src.words[1:]
         if any(w.dynamic for w in args) or any(r.op not in ("2>", ">&") for r in src.redirects):
             return None
         if name in _LINE_FILTERS and all(
@@ -70,34 +68,62 @@ def origin(sc: SimpleCommand) -> str | None:
         ):
             src = src.piped_from
             continue
-        if name == "grep" and not any(w.value in ("-o", "--only-matching") for w in args):
-            if any(w.value.startswith("-") and "l" in w.value.lstrip("-")[:4] for w in args):
-                dirs = [w.value for w in args if not w.value.startswith("-")][1:]
-                return dirs[0] if len(dirs) == 1 and not any(c in dirs[0] for c in "*?[") else None
+        if (
+            name == "grep"
+            and not any(w.value in ("-o", "--only-matching") for w in args)
+            and not any(w.value.startswith("-") and "l" in w.value.lstrip("-")[:4] for w in args)
+        ):
             src = src.piped_from
             continue
-        if name == "find":
-            roots = [w.value for w in args if not w.value.startswith(("-", "(", "!"))][:1]
-            if any(w.value in ("-printf", "-fprintf", "-exec", "-execdir") for w in args):
-                return None
-            root = roots[0] if roots else "."
-            if any(c in root for c in "*?["):
-                return None
-            if not any(w.value in _FIND_FILTERS for w in args):
-                return root + "/**"  # every path under root, root included (find . | ...)
-            return root
-        if name == "ls":
-            paths = [w for w in args if not w.value.startswith("-")]
-            if any(w.value.startswith("-") and set(w.value[1:]) & set("Raf") for w in args):
-                return None  # recursive, or . and .. among the names
-            if not paths or all(not w.glob for w in paths):
-                return "."  # names, printed without their directory
-            heads = {posixpath.dirname(w.value) for w in paths}
-            return heads.pop() or "." if len(heads) == 1 else None
-        if name == "git" and args and args[0].value in ("ls-files", "diff"):
-            return "."
-        return None
+        return src
     return None
+
+
+def origin(sc: SimpleCommand) -> str | None:
+    """Where the paths a pipeline feeds to xargs lie, when its producer says: ``find D``
+    yields paths under D, ``ls`` names in the working directory (``.``), ``ls D/*.gz``
+    paths under D, ``grep -rl P D`` files under D, ``git ls-files`` paths under ``.``.
+    Lines through head/tail/sort/uniq/grep stay what they were. None when unknown."""
+    src = _producer(sc)
+    if src is None:
+        return None
+    name = program_name(src.words[0].value)
+    args = src.words[1:]
+    if name == "grep":  # grep -l P D (grep -o prints parts of lines: unknown)
+        if any(w.value in ("-o", "--only-matching") for w in args):
+            return None
+        dirs = [w.value for w in args if not w.value.startswith("-")][1:]
+        return dirs[0] if len(dirs) == 1 and not any(c in dirs[0] for c in "*?[") else None
+    if name == "find":
+        roots = [w.value for w in args if not w.value.startswith(("-", "(", "!"))][:1]
+        if any(w.value in ("-printf", "-fprintf", "-exec", "-execdir") for w in args):
+            return None
+        root = roots[0] if roots else "."
+        if any(c in root for c in "*?["):
+            return None
+        if not any(w.value in _FIND_FILTERS for w in args):
+            return root + "/**"  # every path under root, root included (find . | ...)
+        return root
+    if name == "ls":
+        paths = [w for w in args if not w.value.startswith("-")]
+        if any(w.value.startswith("-") and set(w.value[1:]) & set("Raf") for w in args):
+            return None  # recursive, or . and .. among the names
+        if not paths or all(not w.glob for w in paths):
+            return "."  # names, printed without their directory (see named_files)
+        heads = {posixpath.dirname(w.value) for w in paths}
+        return heads.pop() or "." if len(heads) == 1 else None
+    if name == "git" and args and args[0].value in ("ls-files", "diff"):
+        return "."
+    return None
+
+
+def named_files(sc: SimpleCommand) -> list[Word]:
+    """Operands ``ls`` prints as given besides the names ``origin`` stands for: a file
+    operand (``ls /etc/shadow | xargs cat`` reads /etc/shadow)."""
+    src = _producer(sc)
+    if src is None or program_name(src.words[0].value) != "ls":
+        return []
+    return [w for w in src.words[1:] if not w.value.startswith("-") and not w.glob]
 
 
 def runs_command(name: str, args: list[Word]) -> bool:

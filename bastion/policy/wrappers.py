@@ -31,6 +31,11 @@ class Wrapper:
     shell_string: bool = False  # rest is joined and run by a shell (watch, ssh)
     chdir_opts: frozenset[str] = frozenset()  # option whose value is the inner command's cwd
     aliases: tuple[str, ...] = field(default_factory=tuple)
+    #: Options of irregular shape (two values, attached values): every word that is not
+    #: an option may start the inner command, and each such reading is judged.
+    loose: bool = False
+    #: With ``loose``: only after one of these words (``npm exec``, ``cmake -E``).
+    after: frozenset[str] = frozenset()
 
 
 def _w(short: str = "", long_arg: str = "", long_flag: str = "", **kw) -> Wrapper:
@@ -172,6 +177,33 @@ WRAPPERS: dict[str, Wrapper] = {
         "dry-run keep-order line-buffer null tag verbose halt progress eta",
     ),
     "toybox": _w(""),
+    # launchers whose option syntax is irregular: each later word may start the command
+    **{
+        n: _w("", loose=True)
+        for n in (
+            "setarch linux32 linux64 i386 x86_64 setpriv prlimit fakeroot fakeroot-ng "
+            "firejail bwrap rlwrap unbuffer perf chpst gosu su-exec s6-setuidgid proot "
+            "hwloc-bind dbus-run-session xvfb-run mpirun mpiexec srun start-stop-daemon "
+            "daemonize nocache trickle cpulimit systemd-inhibit"
+        ).split()
+    },
+    **{
+        n: _w("", loose=True, after=frozenset(sub.split()))
+        for n, sub in (
+            ("npm", "exec x"),
+            ("yarn", "exec dlx"),
+            ("pnpm", "exec dlx"),
+            ("npx", "npx"),
+            ("poetry", "run"),
+            ("pipenv", "run"),
+            ("conda", "run"),
+            ("uv", "run"),
+            ("direnv", "exec"),
+            ("cmake", "-E"),
+            ("mamba", "run"),
+            ("pixi", "run"),
+        )
+    },
 }
 
 SHELLS = frozenset(
