@@ -26,7 +26,7 @@ from functools import lru_cache
 
 from .crosscheck import bashlex_command_spans, needs_crosscheck
 from .files import FileRule, command_ops
-from .normalize import ALLOWABLE_TAGS, PAGERS, UNKNOWN_TAGS, Command, normalize
+from .normalize import ALLOWABLE_TAGS, PAGERS, SCREEN_PROGRAMS, UNKNOWN_TAGS, Command, normalize
 from .profiles import Profile, default_for
 from .rules import NO_APPROVAL, SEVERITY, Approval, Rule
 from .runtext import run_text
@@ -550,7 +550,7 @@ def _decide(
         )
     cmds = tuple(
         replace(c, tags=c.tags | {"takes-terminal"})
-        if (pty and c.program in PAGERS) or terminal_tags(c, pty)
+        if (pty and (c.program in PAGERS or c.program in SCREEN_PROGRAMS)) or terminal_tags(c, pty)
         else c
         for c in analysis.commands
     )

@@ -213,6 +213,9 @@ class LauncherReadings(Readings):
                     self.code_string(rest[2], f"inside flock -c {via}".strip(), depth, tags)
                 continue
             inner = rest[w.skip :]
+            if name == "script" and not (names & w.shell_opts):
+                tags.add("interactive-shell")  # script [FILE]: $SHELL on the session's input
+                continue
             if name == "ssh":
                 for o2, i2 in wrapper_options(inner, w.spec):  # ssh host -p 22 cmd
                     for opt, value in o2:

@@ -67,7 +67,14 @@ from .unknown import BUILTINS, NOT_WRAPPERS, SHORT_NAMES, TRIGGERS
 from .words import DYN, AnalysisTimeout, ShellSyntaxError, Word
 from .wrappers import INTERPRETERS, KNOWN_PROGRAMS, SHELLS, SQL_CLIENTS, WRAPPERS
 
-__all__ = ["Command", "UNKNOWN_TAGS", "ALLOWABLE_TAGS", "normalize", "resolve_path"]
+__all__ = [
+    "SCREEN_PROGRAMS",
+    "Command",
+    "UNKNOWN_TAGS",
+    "ALLOWABLE_TAGS",
+    "normalize",
+    "resolve_path",
+]
 
 MAX_NEST = 12
 UNKNOWN_TAGS = frozenset(
@@ -98,6 +105,8 @@ ALLOWABLE_TAGS = frozenset({"script-file", "interpreter-code", "untrusted-script
 _SINKS = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"})
 
 _SCRIPT_RUNNERS = SHELLS | {
+    "irb",
+    "pry",
     "python",
     "python2",
     "python3",
@@ -179,7 +188,11 @@ _RUNTIME_TOOLS = frozenset(
     "fmt lint check info doc bench compile cache types publish audit".split()
 )
 #: Editors that take commands on stdin (``!cmd`` runs a shell, ``w`` writes)
-_EDITORS = frozenset({"ed", "red", "ex", "vim", "vi", "nvim", "view", "vimdiff"})
+_EDITORS = frozenset(
+    {"ed", "red", "ex", "vim", "vi", "nvim", "view", "vimdiff", "vim.basic", "vim.tiny",
+     "vim.nox", "vim.gtk", "vim.gtk3", "gvim", "rvim", "rview", "editor", "sensible-editor",
+     "nvi", "elvis", "vile"}
+)  # fmt: skip
 #: Programs that run what is typed at them, unseen by the policy, once started with the
 #: session's own stdin (or terminal): editors with shell escapes, file managers.
 _TERMINAL_PROGRAMS = _EDITORS | frozenset(
@@ -201,10 +214,38 @@ _TERMINAL_PROGRAMS = _EDITORS | frozenset(
         "ftp",
         "lftp",
         "telnet",
+        # more editors, and shells of programming tools
+        "helix",
+        "hx",
+        "mg",
+        "zile",
+        "kak",
+        "jove",
+        "ne",
+        "dte",
+        "tilde",
+        "cpan",
+        "crash",
     }
 )
+#: Programs that start a shell of their own (``newgrp``, ``capsh --``, ``nix-shell``),
+#: or serve one to the network (``ttyd bash``, ``telnetd -l /bin/sh``).
+_SHELL_STARTERS = frozenset(
+    "newgrp capsh nix-shell schroot systemd-nspawn toolbox distrobox devbox ttyd telnetd "
+    "gotty shellinaboxd sshd dropbear xterm urxvt".split()
+)
+#: ``python -m MODULE``: modules that are a REPL, that run code given as arguments, or
+#: that are a program of their own (judged as that program).
+_PY_REPLS = frozenset({"code", "asyncio", "IPython", "ptpython", "bpython", "idlelib"})
+_PY_CODE = frozenset({"timeit", "pdb", "trace", "cProfile", "profile", "runpy"})
+_PY_PROGRAMS = frozenset({"pip", "pip3", "venv", "http.server", "ensurepip", "pytest"})
 #: Pagers: ``!cmd`` runs a shell, but only with a terminal (see ``decide``'s pty)
 PAGERS = frozenset({"less", "more", "most", "pg", "man"})
+#: Full-screen programs with a shell escape (``!`` in iftop, ``b`` in ncdu, mail and chat
+#: clients, text browsers): like pagers, only with a terminal.
+SCREEN_PROGRAMS = frozenset(
+    "iftop ncdu lynx w3m elinks links weechat irssi mutt neomutt tig lazygit aptitude".split()
+)
 _WRITES = frozenset({">", ">>", ">|", "&>", "&>>", "<>", ">&"})
 #: Programs ``special`` reads its own way (no unknown-program reading for them).
 _HANDLED = (
@@ -578,8 +619,12 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
             tags.add("interpreter-code")  # ed <<< '!cmd', vim -es < script: editor commands
         elif name in _TERMINAL_PROGRAMS and not any(w.value in INFO_ONLY for w in args):
             tags.add("takes-terminal")  # vim FILE: :!cmd typed on the session runs unseen
+        elif name in _SHELL_STARTERS and not any(
+            w.value in ("--version", "-V", "--help", "-?", "--print") for w in args
+        ):
+            tags.add("interactive-shell")  # newgrp, capsh --, ttyd bash: a shell unseen
         elif name in INTERPRETERS:
-            self.interpreter(name, args, sc, tags)
+            self.interpreter(name, args, sc, tags, via, depth)
         elif name in _AWKS:
             read = read_options(args, OPT_SPECS["awk"])
             if any(o == "-f" for o, _ in read.options):
@@ -777,14 +822,30 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
             lookup = {"pid-lookup"}  # kill-by-name leaves these to the rules below it
             self.command([Word("pkill"), *signals, *found], sc, here, depth + 1, lookup, assigns)
 
-    def interpreter(self, name: str, args: list[Word], sc: SimpleCommand, tags: set[str]) -> None:
+    def interpreter(
+        self, name: str, args: list[Word], sc: SimpleCommand, tags: set[str], via: str, depth: int
+    ) -> None:
         ops = [w.value for w in args if not w.value.startswith("-")]
         if name in ("bun", "deno") and ops and ops[0] in _RUNTIME_TOOLS:
             return  # bun install, deno fmt: the runtime's own tools, not a script
         code_opts = INTERPRETERS[name]
         short_code = {o[1] for o in code_opts if len(o) == 2}
-        for w in args:
+        for k, w in enumerate(args):
             v = w.value
+            python = name.startswith(("python", "pypy"))
+            if v == "-m" and python and k + 1 < len(args):
+                module = args[k + 1].value
+                if module in _PY_REPLS:
+                    tags.add("interactive-shell")  # python3 -m code: a REPL
+                elif module in _PY_CODE:
+                    tags.add("interpreter-code")  # python3 -m timeit 'CODE'
+                elif module in _PY_PROGRAMS:
+                    here = f"via {name} -m {via}".strip()
+                    self.command([Word(module), *args[k + 2 :]], sc, here, depth + 1, set(), ())
+                return
+            if v == "-i" and (python or name in ("node", "nodejs") or name in SHELLS):
+                tags.add("interactive-shell")  # python3 -i app.py: a REPL after the script
+                return
             if v in ("-m", "--version", "-V", "--help", "-h", "-v"):
                 return
             if v in code_opts or v.split("=")[0] in code_opts:

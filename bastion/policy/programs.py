@@ -324,7 +324,10 @@ RUNS_COMMAND: dict[str, tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]]
     ),
     "flock": (frozenset({"-c", "--command"}), (), ()),
     "nmap": (frozenset({"--script", "-sC"}), (), ("--script=*",)),
-    "vim": (frozenset({"-c", "--cmd", "-S"}), (), ()),
+    **{
+        v: (frozenset({"-c", "--cmd", "-S"}), (), ())
+        for v in ("vim", "vim.basic", "vim.tiny", "vim.nox", "vim.gtk", "vim.gtk3", "gvim")
+    },
     # rpm macros run shell (%(cmd)) and Lua (%{lua:...}) when expanded: rpm -E, --eval
     "rpm": (frozenset(), (), ("*%(*", "*%{lua:*", "*%[*")),
     "rpmbuild": (frozenset(), (), ("*%(*", "*%{lua:*")),

@@ -224,6 +224,11 @@ SHELLS = frozenset(
         "pdksh",
         "oksh",
         "loksh",
+        "ksh93",
+        "xonsh",
+        "elvish",
+        "nu",
+        "ion",
     }
 )
 
@@ -255,6 +260,12 @@ INTERPRETERS: dict[str, frozenset[str]] = {
     "julia": frozenset({"-e"}),
     "gdb": frozenset({"-ex", "--ex", "-batch"}),
     "vim": frozenset({"-c", "--cmd", "-S"}),
+    **{
+        v: frozenset({"-c", "--cmd", "-S"})
+        for v in ("vim.basic", "vim.tiny", "vim.nox", "vim.gtk", "vim.gtk3", "gvim", "rvim")
+    },
+    "irb": frozenset({"-e"}),
+    "pry": frozenset({"-e"}),
     "vi": frozenset({"-c", "-S"}),
     "nvim": frozenset({"-c", "--cmd", "-S"}),
     "ex": frozenset({"-c", "--cmd", "-S"}),
