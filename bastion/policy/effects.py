@@ -222,7 +222,19 @@ def resolve_path(value: str, cwd: str | None) -> str | None:
         if rel == ".":
             return "~"
         return None if rel == ".." or rel.startswith("../") else "~/" + rel
+    view = PROC_VIEW.match("/".join(p for p in value.split("/") if p not in ("", ".")))
+    if view:  # /proc/self/root/etc/shadow is /etc/shadow; /proc/1/cwd/x: a cwd we do not know
+        return (
+            "/" + posixpath.normpath("/" + (view.group(2) or "")).lstrip("/")
+            if view.group(1) == "root"
+            else None
+        )
     return "/" + posixpath.normpath(value).lstrip("/")
+
+
+#: Another process's view of the file system (a link the kernel resolves, not ``..``
+#: of the lexical path): its root or its working directory, then the rest.
+PROC_VIEW = re.compile(r"/?proc/(?:self|thread-self|[0-9]+)(?:/task/[0-9]+)?/(root|cwd)(?:/(.*))?$")
 
 
 _SYSTEM_BIN = frozenset(

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..schema import check
 from ..tomlsource import TomlSource
-from .effects import resolve_path
+from .effects import PROC_VIEW, resolve_path
 from .normalize import Command
 from .programs import INPUT_OPTS, OUTPUT_OPTS
 from .rules import Approval, approval_of, in_scope, path_test
@@ -113,7 +113,11 @@ class FileRule:
         """A relative path from a directory only known at run time (``pushd /etc; cat
         shadow``, ``cd "$D"``), or one climbing above the home (``../../etc/shadow``):
         maybe, when some protected path ends with it."""
-        parts = [p for p in word.value.split("/") if p not in ("", ".")]
+        value = word.value
+        view = PROC_VIEW.match("/".join(p for p in value.split("/") if p not in ("", ".")))
+        if view is not None:  # /proc/1/cwd/shadow
+            value = view.group(2) or ""
+        parts = [p for p in value.split("/") if p not in ("", ".")]
         while parts and parts[0] == "..":
             parts.pop(0)
         if not parts or ".." in parts:
