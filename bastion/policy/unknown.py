@@ -90,6 +90,9 @@ TRIGGERS = frozenset(
     ip6tables nft ufw userdel usermod passwd chpasswd sysctl nohup timeout nice xargs
     ssh rsync zpool zfs lvremove vgremove pvremove mdadm cryptsetup dmsetup nvme hdparm
     docker podman nerdctl eval
+    nc ncat netcat socat telnet auditctl setenforce useradd adduser groupadd groupdel
+    groupmod gpasswd insmod rmmod modprobe setcap visudo vipw vigr ldconfig node lua
+    irb xonsh elvish nu ksh93 rbash yash
     """.split()
 )
 

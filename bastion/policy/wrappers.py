@@ -184,7 +184,8 @@ WRAPPERS: dict[str, Wrapper] = {
             "setarch linux32 linux64 i386 x86_64 setpriv prlimit fakeroot fakeroot-ng "
             "firejail bwrap rlwrap unbuffer perf chpst gosu su-exec s6-setuidgid proot "
             "hwloc-bind dbus-run-session xvfb-run mpirun mpiexec srun start-stop-daemon "
-            "daemonize nocache trickle cpulimit systemd-inhibit"
+            "daemonize nocache trickle cpulimit systemd-inhibit chronic dtach abduco tini "
+            "dumb-init catatonit vipe ifne sem"
         ).split()
     },
     **{
