@@ -273,7 +273,11 @@ _MODE_CLAUSE = re.compile(r"([ugoa]*)([-+=])([rwxXstugo]*)")
 
 
 def _grants_setuid(name: str, args: list[Word]) -> bool:
-    """``chmod u+s F``, ``chmod 4755 F``, ``install -m 4755``: a mode with set-user-ID."""
+    """``chmod u+s F``, ``chmod 4755 F``, ``install -m 4755``: a mode with set-user-ID;
+    ``chmod --reference=/usr/bin/sudo F`` copies whatever mode that has. (Set-group-ID
+    is left alone: ``chmod g+s DIR`` for shared directories is everyday.)"""
+    if name == "chmod" and any(w.value.startswith("--reference") for w in args):
+        return True
     if name == "install":
         read = read_options(args, OPT_SPECS.get("install"))
         modes = [v for o, v in read.options if o in ("-m", "--mode") and v is not None]

@@ -239,16 +239,24 @@ class Lexer:
         """Consume a newline and read the bodies of pending here-docs after it."""
         self.i += 1
         pending, self.pending = self.pending, []
+        # inside $( ) or <( ), bash also ends a here-document at its delimiter followed by
+        # the closing ")", and reads on from that ")" (EOF); done)
+        in_subst = any(c.endswith(" substitution") for c in self.context)
         for red in pending:
             delim = red.delim
             strip = red.op == "<<-"
             lines: list[str] = []
             while self.i < self.n:
+                start = self.i
                 end = self.s.find("\n", self.i)
                 end = self.n if end < 0 else end
                 line = self.s[self.i : end]
                 self.i = min(end + 1, self.n)
-                if (line.lstrip("\t") if strip else line) == delim:
+                body = line.lstrip("\t") if strip else line
+                if body == delim:
+                    break
+                if in_subst and body.startswith(delim + ")"):
+                    self.i = start + len(line) - len(body) + len(delim)
                     break
                 lines.append(line)
             else:

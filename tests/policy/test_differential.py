@@ -186,6 +186,10 @@ MISREADS = [
     ("cat <<E\n$(reboot)\nE", "deny", "power"),
     ("cat <<E\\\nx\nE\nreboot", "review", "on_unknown"),  # the delimiter is Ex: no end
     ("cat <<E\\\nx\nEx\nreboot", "deny", "power"),
+    # inside $( ) and <( ), the delimiter followed by ")" ends the here-document too
+    ("echo $(cat <<EOF\nx\nEOF); reboot", "deny", "power"),
+    ("cat <(cat <<'EOF'\n$(m1)\nEOF); done=1; reboot\nEOF", "deny", "power"),
+    ("cat <<EOF\nEOF)\nreboot\nEOF", "allow", "read-only"),  # top level: EOF) is body
     ("echo $(cat <<E\n)\nE\n); reboot", "deny", "power"),
     # quotes inside ${...} inside double quotes
     ('echo "${x:-"}"}"; reboot', "deny", "power"),
