@@ -18,7 +18,7 @@ except programs that only look at metadata (``ls``, ``stat``, ``test``).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import lru_cache
@@ -259,6 +259,26 @@ _COPIERS = frozenset({"cp", "install", "rsync", "scp", "dd", "ditto"})
 _OUT_OPS = frozenset({">", ">>", ">|", "&>", "&>>", "<>"})
 
 
+def _xargs_files(words: Sequence[Word]) -> list[Word]:
+    """The files ``xargs -a FILE`` / ``--arg-file=FILE`` reads its arguments from (its
+    own options only: they end at the command it runs)."""
+    found = []
+    k = 0
+    while k < len(words) and words[k].value.startswith("-"):
+        v = words[k].value
+        if v in ("-a", "--arg-file") and k + 1 < len(words):
+            found.append(words[k + 1])
+        elif v.startswith(("--arg-file=", "-a")) and v not in ("-a", "--arg-file"):
+            cut = len("--arg-file=") if v.startswith("--arg-file=") else 2
+            found.append(Word(v[cut:], words[k].raw, words[k].dynamic, words[k].glob))
+        k += 2 if v in _XARGS_VALUED else 1
+    return found
+
+
+#: xargs options whose value is the next word.
+_XARGS_VALUED = frozenset("-a --arg-file -d --delimiter -E -I -L -n -P -s".split())
+
+
 def command_ops(cmd: Command) -> list[tuple[str, Word]]:
     """(operation, word) for every file a normalized command reads, writes, removes or
     changes the metadata of, as far as we know (see the module doc)."""
@@ -271,6 +291,8 @@ def command_ops(cmd: Command) -> list[tuple[str, Word]]:
     if cmd.dest is not None:
         ops.append(("write", cmd.dest))
     prog = cmd.program
+    if prog == "xargs":  # xargs -a FILE reads FILE (the command it starts is judged alone)
+        ops += [("read", w) for w in _xargs_files(cmd.words)]
     if prog in WRAPPERS or prog in _WRITE_ONLY:
         return ops  # the command a wrapper starts is judged on its own
     operands = [w for w in cmd.operands if w is not cmd.dest]
