@@ -688,7 +688,7 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
         elif name in ("make", "gmake"):
             read = read_options(args, OPT_SPECS["make"])
             for opt, value in read.options:
-                if opt == "--eval" or (
+                if opt in ("--eval", "-E") or (
                     opt in ("-f", "--file", "--makefile")
                     and value
                     and (

@@ -129,11 +129,16 @@ OPT_SPECS: dict[str, Spec] = {
         "regexp file max-count after-context before-context "
         "context include exclude exclude-dir label color colour binary-files",
     ),
-    "sort": spec("k:t:o:S:T:", "key field-separator output buffer-size temporary-directory"),
+    "sort": spec(
+        "k:t:o:S:T:",
+        "key field-separator output buffer-size temporary-directory compress-program "
+        "files0-from random-source",
+    ),
     "cut": spec("d:f:c:b:", "delimiter fields characters bytes"),
     "tar": spec(
         "f:C:b:T:X:I:",
-        "file directory to-command checkpoint-action exclude use-compress-program files-from",
+        "file directory to-command checkpoint-action exclude use-compress-program files-from "
+        "info-script new-volume-script rsh-command rmt-command",
     ),
     "rsync": spec("e:f:", "rsh rsync-path filter exclude include"),
     "curl": spec(
@@ -173,7 +178,7 @@ OPT_SPECS: dict[str, Spec] = {
     "sftp": spec("B:b:c:D:F:i:J:l:o:P:R:S:s:X:", ""),
     "zip": spec("", "TT -unzip-command b n t tt x i", single_dash_long=True),
     "make": spec(
-        "f:C:I:j::l::o:W:",
+        "f:C:I:j::l::o:W:E:",
         "file makefile directory include-dir jobs load-average "
         "old-file what-if new-file assume-new assume-old eval",
     ),
@@ -287,19 +292,33 @@ RUNS_COMMAND: dict[str, tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]]
     ),
     "apt-get": (
         frozenset({"-c", "--config-file"}),
-        ("*invoke*", "*pre-install-pkgs*", "dir::bin::*", "apt::config*"),
-        (),
+        (
+            "*invoke*",
+            "*pre-install-pkgs*",
+            "dir::bin::*",
+            "apt::config*",
+            "dir::etc*",
+            "*proxy-auto-detect*",
+        ),
+        ("*--pre-invoke*", "*--post-invoke*", "*--status-logger*"),
     ),
     "apt": (
         frozenset({"-c", "--config-file"}),
-        ("*invoke*", "*pre-install-pkgs*", "dir::bin::*", "apt::config*"),
-        (),
+        (
+            "*invoke*",
+            "*pre-install-pkgs*",
+            "dir::bin::*",
+            "apt::config*",
+            "dir::etc*",
+            "*proxy-auto-detect*",
+        ),
+        ("*--pre-invoke*", "*--post-invoke*", "*--status-logger*"),
     ),
     "aptitude": (frozenset(), ("*invoke*", "*pre-install-pkgs*", "dir::bin::*"), ()),
     "dpkg": (
-        frozenset({"--pre-invoke", "--post-invoke"}),
+        frozenset({"--pre-invoke", "--post-invoke", "--status-logger"}),
         (),
-        ("--pre-invoke=*", "--post-invoke=*"),
+        ("--pre-invoke=*", "--post-invoke=*", "--status-logger=*"),
     ),
     "tcpdump": (frozenset({"-z"}), (), ()),
     "zip": (frozenset({"-TT", "--unzip-command"}), (), ()),
@@ -335,6 +354,7 @@ RUNS_COMMAND: dict[str, tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]]
 
 TAKES_COMMAND_OPTS = {  # options whose value is a command line the program will run
     "tar": ("--to-command", "--checkpoint-action", "--use-compress-program", "-I"),
+    "sort": ("--compress-program",),
     "rsync": ("-e", "--rsh", "--rsync-path"),
     "git": ("-c",),
     "ssh": ("-o",),
