@@ -33,7 +33,6 @@ OUTPUT_OPTS: dict[str, frozenset[str]] = {
         "-o --output -D --dump-header -c --cookie-jar --trace --trace-ascii --stderr "
         "--libcurl --hsts --alt-svc --etag-save".split()
     ),
-    "wget": frozenset({"-O", "--output-document"}),
     "sort": frozenset({"-o", "--output"}),
     "openssl": frozenset({"-out", "-keyout"}),
     "tar": frozenset({"-f", "--file"}),
@@ -50,17 +49,42 @@ OUTPUT_OPTS: dict[str, frozenset[str]] = {
     "tcpdump": frozenset({"-w"}),
     "sdiff": frozenset({"-o", "--output"}),
     "pg_dumpall": frozenset({"-f", "--file"}),
+    # log, capture, object and message files written wherever they are told
+    "wget": frozenset(
+        "-O --output-document -o --output-file -a --append-output --save-cookies "
+        "--rejected-log".split()
+    ),
+    "psql": frozenset({"-o", "--output", "-L", "--log-file"}),
+    "mysql": frozenset({"--tee"}),
+    "mariadb": frozenset({"--tee"}),
+    "uudecode": frozenset({"-o", "--output-file"}),
+    "tshark": frozenset({"-w"}),
+    "dumpcap": frozenset({"-w"}),
+    "msgfmt": frozenset({"-o", "--output-file"}),
+    "strip": frozenset({"-o"}),
+    "gcc": frozenset({"-o"}),
+    "g++": frozenset({"-o"}),
+    "cc": frozenset({"-o"}),
+    "clang": frozenset({"-o"}),
+    "csplit": frozenset({"-f", "--prefix"}),
+    "nmap": frozenset({"-oN", "-oG", "-oX", "-oA", "-oS"}),
+    "ssh-keyscan": frozenset(),
 }
 
 #: Operands a program writes, by position among its operands (``uniq IN OUT``,
 #: ``xxd IN OUT``): ``uniq /dev/null /etc/passwd`` empties /etc/passwd.
-OUTPUT_OPERANDS: dict[str, int] = {"uniq": 1, "xxd": 1, "lz4": 1, "script": 0}
+OUTPUT_OPERANDS: dict[str, int] = {"uniq": 1, "xxd": 1, "lz4": 1, "script": 0, "split": 1}
 
 #: Options whose value names a directory the program writes into, under names it picks
 #: (``wget -P ~/.ssh URL`` writes ~/.ssh/NAME).
 OUTPUT_DIR_OPTS: dict[str, frozenset[str]] = {
     "wget": frozenset({"-P", "--directory-prefix"}),
     "curl": frozenset({"--output-dir"}),
+    "cpio": frozenset({"-D", "--directory"}),
+    "7z": frozenset({"-o"}),
+    "7za": frozenset({"-o"}),
+    "bsdtar": frozenset({"-C", "--cd", "--directory"}),
+    "dpkg-deb": frozenset(),
 }
 
 #: Options whose value is a file the program reads, for programs whose operands are not
@@ -98,8 +122,24 @@ OPT_SPECS: dict[str, Spec] = {
         "command dbname host port username file "
         "set variable output log-file field-separator record-separator pset",
     ),
-    "mysql": spec("e:h:u:P:D:S:p::", "execute host user port database socket password"),
-    "mariadb": spec("e:h:u:P:D:S:p::", "execute host user port database socket password"),
+    "mysql": spec("e:h:u:P:D:S:p::", "execute host user port database socket password tee"),
+    "mariadb": spec("e:h:u:P:D:S:p::", "execute host user port database socket password tee"),
+    "uudecode": spec("o:", "output-file"),
+    "tshark": spec("i:f:w:r:c:a:b:Y:T:e:E:o:X:", ""),
+    "dumpcap": spec("i:f:w:c:a:b:", ""),
+    "msgfmt": spec("o:D:", "output-file directory"),
+    "strip": spec("o:R:K:N:", ""),
+    "gcc": spec("o:I:L:l:D:U:x:", ""),
+    "g++": spec("o:I:L:l:D:U:x:", ""),
+    "cc": spec("o:I:L:l:D:U:x:", ""),
+    "clang": spec("o:I:L:l:D:U:x:", ""),
+    "csplit": spec("f:b:n:", "prefix suffix-format digits"),
+    "split": spec("a:b:C:l:n:t:", "suffix-length bytes line-bytes lines number separator"),
+    "nmap": spec("p:e:S:D:g:iL:", "oN oG oX oA oS iL script", single_dash_long=True),
+    "cpio": spec("D:F:I:O:H:E:R:", "directory file format pattern-file owner"),
+    "7z": spec("o:p:t:m:r::w:x:i:", ""),
+    "7za": spec("o:p:t:m:r::w:x:i:", ""),
+    "bsdtar": spec("f:C:b:T:X:I:", "file cd directory files-from exclude"),
     "redis-cli": spec(
         "h:p:a:n:u:s:r:i:d:D:t:",
         "user pass sni cacert cacertdir cert key tls-ciphers tls-ciphersuites pattern "
