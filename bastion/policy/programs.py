@@ -125,6 +125,7 @@ OPT_SPECS: dict[str, Spec] = {
     "mysql": spec("e:h:u:P:D:S:p::", "execute host user port database socket password tee"),
     "mariadb": spec("e:h:u:P:D:S:p::", "execute host user port database socket password tee"),
     "uudecode": spec("o:", "output-file"),
+    "ssh-keygen": spec("a:b:C:D:E:f:F:I:J:j:K:M:m:N:n:O:P:R:r:s:t:V:w:Y:Z:z:", ""),
     "tshark": spec("i:f:w:r:c:a:b:Y:T:e:E:o:X:", ""),
     "dumpcap": spec("i:f:w:c:a:b:", ""),
     "msgfmt": spec("o:D:", "output-file directory"),
