@@ -26,8 +26,9 @@ from functools import lru_cache
 
 from .crosscheck import bashlex_command_spans, needs_crosscheck
 from .files import FileRule, command_ops
-from .normalize import ALLOWABLE_TAGS, PAGERS, SCREEN_PROGRAMS, UNKNOWN_TAGS, Command, normalize
+from .normalize import ALLOWABLE_TAGS, UNKNOWN_TAGS, Command, normalize
 from .profiles import Profile, default_for
+from .program_kinds import PAGERS, SCREEN_PROGRAMS
 from .rules import NO_APPROVAL, SEVERITY, Approval, Rule
 from .runtext import run_text
 from .shparse import parse

@@ -48,6 +48,20 @@ from .effects import (
 from .getopt import Spec, _q, read_options, spec, wrapper_options
 from .launchers import COMPOSE, INFO_ONLY, LauncherReadings
 from .pipelines import runs_command
+from .program_kinds import (
+    AWK_CODE,
+    AWKS,
+    EDITORS,
+    PY_CODE,
+    PY_PROGRAMS,
+    PY_REPLS,
+    RESERVED,
+    RUNTIME_TOOLS,
+    SCRIPT_RUNNERS,
+    SHELL_STARTERS,
+    TERMINAL_PROGRAMS,
+    TMUX_SHELL,
+)
 from .programs import GLOBAL_SPECS, OPT_SPECS, RUNS_COMMAND, TAKES_COMMAND_OPTS
 from .scripts import ScriptReadings
 from .shell_builtins import (
@@ -68,7 +82,6 @@ from .words import DYN, AnalysisTimeout, ShellSyntaxError, Word
 from .wrappers import INTERPRETERS, KNOWN_PROGRAMS, SHELLS, SQL_CLIENTS, WRAPPERS
 
 __all__ = [
-    "SCREEN_PROGRAMS",
     "Command",
     "UNKNOWN_TAGS",
     "ALLOWABLE_TAGS",
@@ -104,148 +117,6 @@ ALLOWABLE_TAGS = frozenset({"script-file", "interpreter-code", "untrusted-script
 #: Writing these keeps nothing a later program could run (curl -o /dev/null).
 _SINKS = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"})
 
-_SCRIPT_RUNNERS = SHELLS | {
-    "irb",
-    "pry",
-    "python",
-    "python2",
-    "python3",
-    "pypy",
-    "pypy3",
-    "perl",
-    "ruby",
-    "node",
-    "nodejs",
-    "php",
-    "lua",
-    "luajit",
-    "Rscript",
-    "tclsh",
-    "expect",
-    "pwsh",
-    "bun",
-    "groovy",
-    "julia",
-    "osascript",
-    "wish",
-    "jrunscript",
-    "octave",
-    "ghci",
-    "runghc",
-    "erl",
-    "escript",
-    "elixir",
-    "scala",
-    "guile",
-    "racket",
-    "sbcl",
-    "clisp",
-}
-_AWKS = {"awk", "gawk", "mawk", "nawk", "busybox-awk"}
-_AWK_CODE = re.compile(
-    r"system\s*\(|\|\s*&?\s*getline|\b(print|printf)\b[^;{}]*[|>]"
-    r"|\|&|@load|@include|extension\s*\("
-    r"|@[A-Za-z_][A-Za-z0-9_]*\s*\("  # gawk @f("CMD") with f = "sys" "tem": an indirect call
-)
-#: Shell reserved words: a wrapper runs them as a program that does not exist
-_RESERVED = frozenset(
-    {
-        "{",
-        "}",
-        "!",
-        "if",
-        "then",
-        "else",
-        "elif",
-        "fi",
-        "do",
-        "done",
-        "while",
-        "until",
-        "case",
-        "esac",
-        "for",
-        "select",
-        "function",
-        "time",
-        "[[",
-        "]]",
-        "in",
-        "coproc",
-        "(",
-        ")",
-    }
-)
-
-
-#: tmux/screen subcommands that start (or attach to) a shell unless given a command
-_TMUX_SHELL = frozenset(
-    "new new-session attach attach-session a at new-window neww split-window splitw".split()
-)
-#: Subcommands of bun and deno that run no script of the user's (task and run do)
-_RUNTIME_TOOLS = frozenset(
-    "install i add remove rm update upgrade outdated link unlink pm create init test build "
-    "fmt lint check info doc bench compile cache types publish audit".split()
-)
-#: Editors that take commands on stdin (``!cmd`` runs a shell, ``w`` writes)
-_EDITORS = frozenset(
-    {"ed", "red", "ex", "vim", "vi", "nvim", "view", "vimdiff", "vim.basic", "vim.tiny",
-     "vim.nox", "vim.gtk", "vim.gtk3", "gvim", "rvim", "rview", "editor", "sensible-editor",
-     "nvi", "elvis", "vile"}
-)  # fmt: skip
-#: Programs that run what is typed at them, unseen by the policy, once started with the
-#: session's own stdin (or terminal): editors with shell escapes, file managers.
-_TERMINAL_PROGRAMS = _EDITORS | frozenset(
-    {
-        "emacs",
-        "emacsclient",
-        "nano",
-        "pico",
-        "joe",
-        "jed",
-        "mcedit",
-        "micro",
-        "mc",
-        "ranger",
-        "nnn",
-        "vifm",
-        "gdb",
-        "lldb",
-        "ftp",
-        "lftp",
-        "telnet",
-        # more editors, and shells of programming tools
-        "helix",
-        "hx",
-        "mg",
-        "zile",
-        "kak",
-        "jove",
-        "ne",
-        "dte",
-        "tilde",
-        "cpan",
-        "crash",
-    }
-)
-#: Programs that start a shell of their own (``newgrp``, ``capsh --``, ``nix-shell``),
-#: or serve one to the network (``ttyd bash``, ``telnetd -l /bin/sh``).
-_SHELL_STARTERS = frozenset(
-    "newgrp capsh nix-shell schroot systemd-nspawn toolbox distrobox devbox ttyd telnetd "
-    "gotty shellinaboxd sshd dropbear xterm urxvt".split()
-)
-#: ``python -m MODULE``: modules that are a REPL, that run code given as arguments, or
-#: that are a program of their own (judged as that program).
-_PY_REPLS = frozenset({"code", "asyncio", "IPython", "ptpython", "bpython", "idlelib"})
-_PY_CODE = frozenset({"timeit", "pdb", "trace", "cProfile", "profile", "runpy"})
-_PY_PROGRAMS = frozenset({"pip", "pip3", "venv", "http.server", "ensurepip", "pytest"})
-#: Pagers: ``!cmd`` runs a shell, but only with a terminal (see ``decide``'s pty)
-PAGERS = frozenset({"less", "more", "most", "pg", "man"})
-#: Full-screen programs with a shell escape (``!`` in iftop, ``b`` in ncdu, mail and chat
-#: clients, text browsers): like pagers, only with a terminal.
-SCREEN_PROGRAMS = frozenset(
-    "iftop ncdu lynx w3m elinks links weechat irssi mutt neomutt tig lazygit aptitude".split()
-)
 _WRITES = frozenset({">", ">>", ">|", "&>", "&>>", "<>", ">&"})
 #: Programs ``special`` reads its own way (no unknown-program reading for them).
 _HANDLED = (
@@ -253,7 +124,7 @@ _HANDLED = (
     | SHELLS
     | frozenset(INTERPRETERS)
     | SQL_CLIENTS
-    | _AWKS
+    | AWKS
     | COMPOSE
     | {"sed", "find", "eval", "source", ".", "trap", "alias", "at", "batch", "less", "more"}
     | {"most", "make", "gmake", "kubectl", "oc", "docker", "podman", "nerdctl", "hash"}
@@ -340,7 +211,7 @@ def _starts_terminal(name: str, args: list[Word]) -> bool:
     ops = [w.value for w in read.operands]
     if not ops:
         return True
-    if ops[0] not in _TMUX_SHELL:
+    if ops[0] not in TMUX_SHELL:
         return False
     sub = read_options(args[values.index(ops[0]) + 1 :], spec("c:e:F:n:s:t:x:y:l:p:", "", ""))
     return not sub.operands  # tmux new -s work 'make': runs make
@@ -528,7 +399,7 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
             return
         if "/" in first.value and name not in KNOWN_PROGRAMS and not system_bin(first.value):
             tags.add("script-file")  # ./deploy.sh, /tmp/x: a file we cannot see
-        if name in _RESERVED and args:  # "sudo { rm -rf /; }": what was meant is judged too
+        if name in RESERVED and args:  # "sudo { rm -rf /; }": what was meant is judged too
             self.command(args, sc, via, depth + 1, set(tags), assigns)
         at = len(self.out)
         self.out.append(None)  # type: ignore[arg-type]  # placeholder: inner ones follow
@@ -545,7 +416,7 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
             and name not in TRIGGERS
             and name not in NOT_WRAPPERS
             and name not in BUILTINS
-            and name not in _RESERVED
+            and name not in RESERVED
         ):
             self.unknown_program(name, args, sc, via, depth, assigns)
             if name in SHORT_NAMES and name not in self.aliases and "/" not in first.value:
@@ -619,21 +490,21 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
                 self.command(
                     args[k + 1 :], sc, f"via gdb --args {via}".strip(), depth + 1, set(), assigns
                 )
-        elif name in _EDITORS and stdin_of(sc)[1] != "none":
+        elif name in EDITORS and stdin_of(sc)[1] != "none":
             tags.add("interpreter-code")  # ed <<< '!cmd', vim -es < script: editor commands
-        elif name in _TERMINAL_PROGRAMS and not any(w.value in INFO_ONLY for w in args):
+        elif name in TERMINAL_PROGRAMS and not any(w.value in INFO_ONLY for w in args):
             tags.add("takes-terminal")  # vim FILE: :!cmd typed on the session runs unseen
-        elif name in _SHELL_STARTERS and not any(
+        elif name in SHELL_STARTERS and not any(
             w.value in ("--version", "-V", "--help", "-?", "--print") for w in args
         ):
             tags.add("interactive-shell")  # newgrp, capsh --, ttyd bash: a shell unseen
         elif name in INTERPRETERS:
             self.interpreter(name, args, sc, tags, via, depth)
-        elif name in _AWKS:
+        elif name in AWKS:
             read = read_options(args, OPT_SPECS["awk"])
             if any(o == "-f" for o, _ in read.options):
                 tags.add("script-file")
-            elif read.operands and _AWK_CODE.search(read.operands[0].value):
+            elif read.operands and AWK_CODE.search(read.operands[0].value):
                 tags.add("interpreter-code")
         elif name == "sed":
             read = read_options(args, OPT_SPECS["sed"])
@@ -830,7 +701,7 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
         self, name: str, args: list[Word], sc: SimpleCommand, tags: set[str], via: str, depth: int
     ) -> None:
         ops = [w.value for w in args if not w.value.startswith("-")]
-        if name in ("bun", "deno") and ops and ops[0] in _RUNTIME_TOOLS:
+        if name in ("bun", "deno") and ops and ops[0] in RUNTIME_TOOLS:
             return  # bun install, deno fmt: the runtime's own tools, not a script
         code_opts = INTERPRETERS[name]
         short_code = {o[1] for o in code_opts if len(o) == 2}
@@ -839,11 +710,11 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
             python = name.startswith(("python", "pypy"))
             if v == "-m" and python and k + 1 < len(args):
                 module = args[k + 1].value
-                if module in _PY_REPLS:
+                if module in PY_REPLS:
                     tags.add("interactive-shell")  # python3 -m code: a REPL
-                elif module in _PY_CODE:
+                elif module in PY_CODE:
                     tags.add("interpreter-code")  # python3 -m timeit 'CODE'
-                elif module in _PY_PROGRAMS:
+                elif module in PY_PROGRAMS:
                     here = f"via {name} -m {via}".strip()
                     self.command([Word(module), *args[k + 2 :]], sc, here, depth + 1, set(), ())
                 return
@@ -859,13 +730,13 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
                 tags.add("interpreter-code")
                 return
             if v == "-" or not v.startswith("-"):
-                if name in _SCRIPT_RUNNERS:
+                if name in SCRIPT_RUNNERS:
                     tags.add("script-file" if v != "-" else "interpreter-code")
                 return
         kind = stdin_of(sc)[1]
-        if kind != "none" and name in _SCRIPT_RUNNERS:
+        if kind != "none" and name in SCRIPT_RUNNERS:
             tags.add("interpreter-code")
-        elif kind == "none" and name in _SCRIPT_RUNNERS:
+        elif kind == "none" and name in SCRIPT_RUNNERS:
             tags.add("interactive-shell")  # a REPL: runs unfiltered once started
 
 
