@@ -25,6 +25,7 @@ from .words import DYN, FOUND, SOME, Word, ansi_c_decode
 
 __all__ = [
     "resolve_path",
+    "proc_view",
     "stdin_of",
     "sed_runs_code",
     "writes",
@@ -222,7 +223,7 @@ def resolve_path(value: str, cwd: str | None) -> str | None:
         if rel == ".":
             return "~"
         return None if rel == ".." or rel.startswith("../") else "~/" + rel
-    view = PROC_VIEW.match("/".join(p for p in value.split("/") if p not in ("", ".")))
+    view = proc_view(value)
     if view:  # /proc/self/root/etc/shadow is /etc/shadow; /proc/1/cwd/x: a cwd we do not know
         return (
             "/" + posixpath.normpath("/" + (view.group(2) or "")).lstrip("/")
@@ -234,7 +235,15 @@ def resolve_path(value: str, cwd: str | None) -> str | None:
 
 #: Another process's view of the file system (a link the kernel resolves, not ``..``
 #: of the lexical path): its root or its working directory, then the rest.
-PROC_VIEW = re.compile(r"/?proc/(?:self|thread-self|[0-9]+)(?:/task/[0-9]+)?/(root|cwd)(?:/(.*))?$")
+_PROC_VIEW = re.compile(
+    r"/?proc/(?:self|thread-self|[0-9]+)(?:/task/[0-9]+)?/(root|cwd)(?:/(.*))?$"
+)
+
+
+def proc_view(value: str) -> re.Match[str] | None:
+    """``/proc/PID/root/REST`` or ``/proc/PID/cwd/REST`` (empty and ``.`` parts ignored):
+    group 1 is ``root`` or ``cwd``, group 2 the rest as written (``..`` kept)."""
+    return _PROC_VIEW.match("/".join(p for p in value.split("/") if p not in ("", ".")))
 
 
 _SYSTEM_BIN = frozenset(

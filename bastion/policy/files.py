@@ -26,7 +26,8 @@ from typing import Any
 
 from ..schema import check
 from ..tomlsource import TomlSource
-from .effects import PROC_VIEW, resolve_path
+from .effects import proc_view, resolve_path
+from .getopt import wrapper_options
 from .normalize import Command
 from .programs import INPUT_OPTS, OUTPUT_OPTS
 from .rules import Approval, approval_of, in_scope, path_test
@@ -114,7 +115,7 @@ class FileRule:
         shadow``, ``cd "$D"``), or one climbing above the home (``../../etc/shadow``):
         maybe, when some protected path ends with it."""
         value = word.value
-        view = PROC_VIEW.match("/".join(p for p in value.split("/") if p not in ("", ".")))
+        view = proc_view(value)
         if view is not None:  # /proc/1/cwd/shadow
             value = view.group(2) or ""
         parts = [p for p in value.split("/") if p not in ("", ".")]
@@ -260,23 +261,14 @@ _OUT_OPS = frozenset({">", ">>", ">|", "&>", "&>>", "<>"})
 
 
 def _xargs_files(words: Sequence[Word]) -> list[Word]:
-    """The files ``xargs -a FILE`` / ``--arg-file=FILE`` reads its arguments from (its
-    own options only: they end at the command it runs)."""
-    found = []
-    k = 0
-    while k < len(words) and words[k].value.startswith("-"):
-        v = words[k].value
-        if v in ("-a", "--arg-file") and k + 1 < len(words):
-            found.append(words[k + 1])
-        elif v.startswith(("--arg-file=", "-a")) and v not in ("-a", "--arg-file"):
-            cut = len("--arg-file=") if v.startswith("--arg-file=") else 2
-            found.append(Word(v[cut:], words[k].raw, words[k].dynamic, words[k].glob))
-        k += 2 if v in _XARGS_VALUED else 1
-    return found
-
-
-#: xargs options whose value is the next word.
-_XARGS_VALUED = frozenset("-a --arg-file -d --delimiter -E -I -L -n -P -s".split())
+    """The files ``xargs -a FILE`` / ``--arg-file=FILE`` reads its arguments from, read
+    with xargs's own option table (its options end at the command it runs)."""
+    found: dict[str, Word] = {}
+    for opts, _ in wrapper_options(list(words), WRAPPERS["xargs"].spec):
+        for opt, value in opts:
+            if opt in ("-a", "--arg-file") and value is not None:
+                found.setdefault(value.value, value)
+    return list(found.values())
 
 
 def command_ops(cmd: Command) -> list[tuple[str, Word]]:

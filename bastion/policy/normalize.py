@@ -705,9 +705,9 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
             return  # bun install, deno fmt: the runtime's own tools, not a script
         code_opts = INTERPRETERS[name]
         short_code = {o[1] for o in code_opts if len(o) == 2}
+        python = name.startswith(("python", "pypy"))
         for k, w in enumerate(args):
             v = w.value
-            python = name.startswith(("python", "pypy"))
             if v == "-m" and python and k + 1 < len(args):
                 module = args[k + 1].value
                 if module in PY_REPLS:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from .wrappers import SHELLS
+from .wrappers import SHELLS, VIM_VARIANTS
 
 __all__ = [
     "SCRIPT_RUNNERS",
@@ -113,9 +113,8 @@ RUNTIME_TOOLS = frozenset(
 )
 #: Editors that take commands on stdin (``!cmd`` runs a shell, ``w`` writes)
 EDITORS = frozenset(
-    {"ed", "red", "ex", "vim", "vi", "nvim", "view", "vimdiff", "vim.basic", "vim.tiny",
-     "vim.nox", "vim.gtk", "vim.gtk3", "gvim", "rvim", "rview", "editor", "sensible-editor",
-     "nvi", "elvis", "vile"}
+    {"ed", "red", "ex", "vim", "vi", "nvim", "view", "vimdiff", *VIM_VARIANTS, "rvim",
+     "rview", "editor", "sensible-editor", "nvi", "elvis", "vile"}
 )  # fmt: skip
 #: Programs that run what is typed at them, unseen by the policy, once started with the
 #: session's own stdin (or terminal): editors with shell escapes, file managers.

@@ -14,6 +14,7 @@ operand (more to match, never less).
 from __future__ import annotations
 
 from .getopt import Spec, spec
+from .wrappers import VIM_VARIANTS
 
 __all__ = [
     "OPT_SPECS",
@@ -281,6 +282,21 @@ GLOBAL_SPECS: dict[str, Spec] = {
     ),
 }
 
+#: apt and apt-get read the same -o keys: hooks, config files and directories, and
+#: options handed on to dpkg (``Dpkg::Options::=--pre-invoke=...``).
+_APT_RUNS = (
+    frozenset({"-c", "--config-file"}),
+    (
+        "*invoke*",
+        "*pre-install-pkgs*",
+        "dir::bin::*",
+        "apt::config*",
+        "dir::etc*",
+        "*proxy-auto-detect*",
+    ),
+    ("*--pre-invoke*", "*--post-invoke*", "*--status-logger*"),
+)
+
 #: One knowledge base of "this option, configuration key or argument makes the program
 #: run another program" (hooks, pre-invoke options, wrappers, askpass and editor options,
 #: post-rotate and post-capture commands). A command using one is tagged ``runs-command``
@@ -331,30 +347,8 @@ RUNS_COMMAND: dict[str, tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]]
         ),
         ("ext::*", "--upload-pack=*", "--receive-pack=*", "--exec=*"),
     ),
-    "apt-get": (
-        frozenset({"-c", "--config-file"}),
-        (
-            "*invoke*",
-            "*pre-install-pkgs*",
-            "dir::bin::*",
-            "apt::config*",
-            "dir::etc*",
-            "*proxy-auto-detect*",
-        ),
-        ("*--pre-invoke*", "*--post-invoke*", "*--status-logger*"),
-    ),
-    "apt": (
-        frozenset({"-c", "--config-file"}),
-        (
-            "*invoke*",
-            "*pre-install-pkgs*",
-            "dir::bin::*",
-            "apt::config*",
-            "dir::etc*",
-            "*proxy-auto-detect*",
-        ),
-        ("*--pre-invoke*", "*--post-invoke*", "*--status-logger*"),
-    ),
+    "apt-get": _APT_RUNS,
+    "apt": _APT_RUNS,
     "aptitude": (frozenset(), ("*invoke*", "*pre-install-pkgs*", "dir::bin::*"), ()),
     "dpkg": (
         frozenset({"--pre-invoke", "--post-invoke", "--status-logger"}),
@@ -384,10 +378,7 @@ RUNS_COMMAND: dict[str, tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]]
     ),
     "flock": (frozenset({"-c", "--command"}), (), ()),
     "nmap": (frozenset({"--script", "-sC"}), (), ("--script=*",)),
-    **{
-        v: (frozenset({"-c", "--cmd", "-S"}), (), ())
-        for v in ("vim", "vim.basic", "vim.tiny", "vim.nox", "vim.gtk", "vim.gtk3", "gvim")
-    },
+    **{v: (frozenset({"-c", "--cmd", "-S"}), (), ()) for v in ("vim", *VIM_VARIANTS)},
     # rpm macros run shell (%(cmd)) and Lua (%{lua:...}) when expanded: rpm -E, --eval
     "rpm": (frozenset(), (), ("*%(*", "*%{lua:*", "*%[*")),
     "rpmbuild": (frozenset(), (), ("*%(*", "*%{lua:*")),

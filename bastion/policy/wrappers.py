@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 
 from .getopt import Spec, spec
 
-__all__ = ["Wrapper", "WRAPPERS", "SHELLS", "INTERPRETERS", "SQL_CLIENTS", "KNOWN_PROGRAMS"]
+__all__ = [
+    "Wrapper",
+    "WRAPPERS",
+    "SHELLS",
+    "INTERPRETERS",
+    "SQL_CLIENTS",
+    "KNOWN_PROGRAMS",
+    "VIM_VARIANTS",
+]
 
 
 @dataclass(frozen=True)
@@ -233,6 +241,9 @@ SHELLS = frozenset(
     }
 )
 
+#: Debian's builds of vim under their own names (``vim -c`` is theirs too).
+VIM_VARIANTS = ("vim.basic", "vim.tiny", "vim.nox", "vim.gtk", "vim.gtk3", "gvim")
+
 #: Interpreters and the options that give them inline code.
 INTERPRETERS: dict[str, frozenset[str]] = {
     "python": frozenset({"-c"}),
@@ -261,10 +272,7 @@ INTERPRETERS: dict[str, frozenset[str]] = {
     "julia": frozenset({"-e"}),
     "gdb": frozenset({"-ex", "--ex", "-batch"}),
     "vim": frozenset({"-c", "--cmd", "-S"}),
-    **{
-        v: frozenset({"-c", "--cmd", "-S"})
-        for v in ("vim.basic", "vim.tiny", "vim.nox", "vim.gtk", "vim.gtk3", "gvim", "rvim")
-    },
+    **{v: frozenset({"-c", "--cmd", "-S"}) for v in (*VIM_VARIANTS, "rvim")},
     "irb": frozenset({"-e"}),
     "pry": frozenset({"-e"}),
     "vi": frozenset({"-c", "-S"}),
