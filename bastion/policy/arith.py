@@ -23,18 +23,32 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["tainted_reads", "numeric_value", "only_digit_substitutions", "DIGIT_PRINTERS"]
+__all__ = [
+    "tainted_reads",
+    "numeric_value",
+    "only_digit_substitutions",
+    "printers_used",
+    "DIGIT_PRINTERS",
+    "DIGIT_PROGRAMS",
+]
 
 _NAME = re.compile(r"(?<![A-Za-z0-9_#@.])\$?\{?([A-Za-z_][A-Za-z0-9_]*)")
 _POSITIONAL = re.compile(r"\$\{?[0-9@*]")
 _ASSIGN_AT = re.compile(r"\s*(?:[-+*/%&|^]|<<|>>)?=(?!=)")
-#: Substitutions whose output is digits (and blanks): safe inside arithmetic.
+#: Substitutions whose output is digits (and blanks): safe inside arithmetic. No ``#``
+#: or newline (a comment could hide the ``)`` that ends the substitution), no ``|;&``,
+#: no glob (``grep -c x *`` prints file names, which may hold ``a[$(cmd)]``).
+#: ``date -d "$(...)" +%s`` prints digits whatever the date it is given.
+_PLAIN = r"[^|;&`$()#\n*?\[]"
 DIGIT_PRINTERS = re.compile(
-    r"\s*(?:id\s+-[ug]|nproc|date(?:\s+(?:-u|--utc|-d\s*(?:\"[^\"`$]*\"|'[^']*'|[^\s\"'`$|;&()]+)))*"
-    r"\s+\+%s|wc\s+-[lcmw]\b[^|;&`$()]*|grep\s+-c\b[^|;&`$()]*"
-    r"|stat\s+-c\s*%[sYXZ]\b[^|;&`$()]*|getconf\s+[A-Z_]+)\s*"
+    r"[ \t]*(?:id[ \t]+-[ug]|nproc"
+    r"|date(?:[ \t]+(?:-u|--utc|-d[ \t]*"
+    r"(?:\"[^\"`'#\\\n]*\"|'[^'\n]*'|[^ \t\n\"'`$|;&()#]+)))*[ \t]+\+%s"
+    rf"|wc[ \t]+-[lcmw]\b{_PLAIN}*|grep[ \t]+-c\b{_PLAIN}*|stat[ \t]+-c[ \t]*%[sYXZ]\b{_PLAIN}*"
+    r"|getconf[ \t]+[A-Z_]+)[ \t]*"
 )
-_SUBST = re.compile(r"\$\(([^()]*)\)|`([^`]*)`")
+#: The programs those are: a function of the same name in the input voids the trust.
+DIGIT_PROGRAMS = frozenset({"id", "nproc", "date", "wc", "grep", "stat", "getconf"})
 _NUMERIC_VALUE = re.compile(
     r"-?[0-9]+|\$\(\([^`]*\)\)|\$\{#[A-Za-z_][A-Za-z0-9_]*(\[[@*]\])?\}|\"?\$[?#$!]\"?"
 )
@@ -44,7 +58,7 @@ def tainted_reads(text: str, tainted: set[str]) -> list[str]:
     """What arithmetic ``text`` reads that is only known at run time (empty: nothing).
     Names it assigns are numbers afterwards, so they leave ``tainted``."""
     bad: list[str] = []
-    text = _SUBST.sub(lambda m: "0" if _digits(m) else "\x00", text)
+    text = _digits_replaced(text)
     if "\x00" in text or "$(" in text or "`" in text:
         bad.append("a substitution")
     if _POSITIONAL.search(text):
@@ -63,18 +77,118 @@ def only_digit_substitutions(text: str) -> bool:
     (``$(( $(date +%s) - $(stat -c %Y f) ))``): their output cannot hold ``a[$(cmd)]``."""
     if "$[" in text:
         return False
-    rest = _SUBST.sub(lambda m: "0" if _digits(m) else "\x00", text)
+    rest = _digits_replaced(text)
     return not any(x in rest for x in ("\x00", "$(", "`"))
-
-
-def _digits(m: re.Match[str]) -> bool:
-    inner = m.group(1) if m.group(1) is not None else m.group(2)
-    return bool(DIGIT_PRINTERS.fullmatch(inner))
 
 
 def numeric_value(raw: str) -> bool:
     """Whether an assignment's raw value text always gives a number."""
     if _NUMERIC_VALUE.fullmatch(raw):
         return True
-    m = _SUBST.fullmatch(raw.strip('"'))
-    return bool(m and _digits(m))
+    inner = raw.strip('"')
+    return inner.startswith(("$(", "`")) and _digits_replaced(inner) == "0"
+
+
+def printers_used(text: str) -> set[str]:
+    """The programs whose output ``text``'s digit-printing substitutions trust."""
+    if "$(" not in text and "`" not in text:
+        return set()
+    return {
+        inner.split(None, 1)[0]
+        for _, _, inner in _substitutions(text) or ()
+        if DIGIT_PRINTERS.fullmatch(inner) and inner.strip()
+    }
+
+
+def _digits_replaced(text: str) -> str:
+    """``text`` with each outermost substitution replaced: ``0`` where it prints only
+    digits, NUL where not (and the whole text NUL where its end cannot be found)."""
+    subs = _substitutions(text)
+    if subs is None:
+        return "\x00"
+    out, last = [], 0
+    for start, end, inner in subs:
+        out += [text[last:start], "0" if DIGIT_PRINTERS.fullmatch(inner) else "\x00"]
+        last = end
+    return "".join(out) + text[last:]
+
+
+def _substitutions(text: str) -> list[tuple[int, int, str]] | None:
+    """The outermost ``$(...)`` and backquoted substitutions of ``text``: (start, end,
+    inner text); None when one does not end (quotes and nested substitutions followed)."""
+    found: list[tuple[int, int, str]] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            i += 2
+        elif c == "'":
+            j = text.find("'", i + 1)
+            if j < 0:
+                return None
+            i = j + 1
+        elif c == "`":
+            j = text.find("`", i + 1)
+            if j < 0:
+                return None
+            found.append((i, j + 1, text[i + 1 : j]))
+            i = j + 1
+        elif text.startswith("$(", i) and not text.startswith("$((", i):
+            end = _substitution_end(text, i + 2)
+            if end < 0:
+                return None
+            found.append((i, end, text[i + 2 : end - 1]))
+            i = end
+        else:
+            i += 1
+    return found
+
+
+def _substitution_end(text: str, i: int) -> int:
+    """Index after the ``)`` that closes a ``$(`` whose text starts at ``i``; -1 if none."""
+    depth, n = 1, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c in "'`":
+            i = text.find(c, i + 1)
+            if i < 0:
+                return -1
+        elif c == '"':
+            i = _double_quote_end(text, i + 1)
+            if i < 0:
+                return -1
+            continue
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return -1
+
+
+def _double_quote_end(text: str, i: int) -> int:
+    """Index after the ``"`` that closes a string whose text starts at ``i``; -1 if none."""
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            i += 2
+        elif c == '"':
+            return i + 1
+        elif text.startswith("$(", i):
+            i = _substitution_end(text, i + 2)
+            if i < 0:
+                return -1
+        elif c == "`":
+            i = text.find("`", i + 1)
+            if i < 0:
+                return -1
+            i += 1
+        else:
+            i += 1
+    return -1

@@ -190,6 +190,10 @@ def _unit_file(args: list[Word]) -> bool:
 _MANY_WORDS = re.compile(r"\$(?:\{)?[@*]|\[[@*]\]\}")
 #: A process-id lookup by name as a word: ``$(pidof NAME)``, `` `pgrep -f PATTERN` ``.
 _PID_LOOKUP = re.compile(r"(?:\$\(|`)\s*(pidof|pgrep)\s+([^`)]*?)\s*(?:\)|`)", re.S)
+#: ``$(cat /run/nginx.pid)``: a pid file directly in /run (only root writes there).
+PID_FILE = re.compile(
+    r"(?:\$\(\s*(?:cat\s+|<\s*)|`\s*cat\s+)(/(?:var/)?run/([\w.@-]+)\.pid)\s*[)`]"
+)
 _PARTED_INFO = frozenset({"-l", "--list", "-h", "--help", "-v", "--version"})
 
 
@@ -469,7 +473,7 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
     ) -> str | None:
         """Handle programs that run other code; add tags; return SQL text if any."""
         if name == "kill":
-            self.kill_lookups(args, sc, via, depth, assigns)
+            self.kill_lookups(args, sc, via, depth, assigns, tags)
         if name in ("chmod", "install") and _grants_setuid(name, args):
             tags.add("grants-setuid")
         if name == "systemctl" and _unit_file(args):
@@ -671,27 +675,43 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
             tags.add("interactive-shell")
 
     def kill_lookups(
-        self, args: list[Word], sc: SimpleCommand, via: str, depth: int, assigns: tuple[str, ...]
+        self,
+        args: list[Word],
+        sc: SimpleCommand,
+        via: str,
+        depth: int,
+        assigns: tuple[str, ...],
+        tags: set[str],
     ) -> None:
-        """``kill $(pidof auditd)``, ``kill -9 `pgrep -f NAME```: killing by name, so
-        also judged as ``pkill [SIGNAL] NAME``, tagged ``pid-lookup`` (kills-critical,
-        security-agent-kill)."""
+        """``kill $(pidof auditd)``, ``kill -9 `pgrep -f NAME```, ``kill -HUP $(cat
+        /run/nginx.pid)``: killing by name, so also judged as ``pkill [SIGNAL] NAME``,
+        tagged ``pid-lookup`` (kills-critical, security-agent-kill). A pid file this input
+        did not write holds the id of its daemon, never 1: its word is marked ``safe``
+        and the command ``pid-file`` (``decide`` voids that where ``cat`` may be
+        redefined)."""
         signals: list[Word] = []
         for k, w in enumerate(args):
             if w.value in ("-s", "-n") and k + 1 < len(args):
                 signals.append(Word("--signal=" + args[k + 1].value))
             elif w.value.startswith("-") and not w.dynamic and w.value != "--":
                 signals.append(w)
-        for w in args:
-            m = _PID_LOOKUP.fullmatch(w.raw.strip('"'))
-            if m is None:
+        for k, w in enumerate(args):
+            raw = w.raw.strip('"')
+            names: list[str] = []
+            if (m := _PID_LOOKUP.fullmatch(raw)) is not None:
+                try:
+                    names = shlex.split(m.group(2))
+                except ValueError:
+                    continue
+                if m.group(1) == "pidof":
+                    names = [x for x in names if not x.startswith("-")]
+            elif (f := PID_FILE.fullmatch(raw)) is not None:
+                names = [f.group(2)]
+                if resolve_path(f.group(1), None) not in self.written:
+                    args[k] = replace(w, safe=True)
+                    tags.add("pid-file")
+            else:
                 continue
-            try:
-                names = shlex.split(m.group(2))
-            except ValueError:
-                continue
-            if m.group(1) == "pidof":
-                names = [x for x in names if not x.startswith("-")]
             here = f"as kill {w.raw} {via}".strip()
             found = [Word(x) for x in names]
             lookup = {"pid-lookup"}  # kill-by-name leaves these to the rules below it
@@ -750,7 +770,28 @@ def normalize(
     n = Normalizer(cwd, timeout, trust)
     n.literals = _literals(cmds)
     n.run(cmds)
+    if any("pid-file" in c.tags for c in n.out):  # written later, in a loop: not trusted
+        n.out = [_pid_file_rechecked(c, n.written) for c in n.out]
     return n.out
+
+
+def _pid_file_rechecked(cmd: Command, written: set[str]) -> Command:
+    """``cmd`` without its trust in pid files this input writes anywhere."""
+    if "pid-file" not in cmd.tags:
+        return cmd
+
+    def unsafe(w: Word) -> Word:
+        m = PID_FILE.fullmatch(w.raw.strip('"'))
+        return replace(w, safe=False) if m and m.group(1) in written else w
+
+    if not any(w is not unsafe(w) for w in cmd.words):
+        return cmd
+    return replace(
+        cmd,
+        words=tuple(map(unsafe, cmd.words)),
+        operands=tuple(map(unsafe, cmd.operands)),
+        tags=cmd.tags - {"pid-file"},
+    )
 
 
 _ARRAY_ITEM = re.compile(r"""'([^']*)'|"([^"$`\\]*)"|([^\s()'"$`]+)""")

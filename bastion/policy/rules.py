@@ -29,7 +29,7 @@ from typing import Any
 from ..schema import check as check_section
 from ..tomlsource import TomlSource
 from .effects import resolve_path
-from .normalize import Command
+from .normalize import PID_FILE, Command
 from .schema import RULE_LIST_KEYS, FileRuleModel, RuleModel, parse_duration
 from .sql import match_text
 from .tools import user_regex
@@ -204,7 +204,9 @@ def _could_match(word: Word, pattern: str) -> Match:
         return None if word.dynamic else False
     if not word.dynamic:
         return fnmatchcase(word.value, pattern)
-    if word.raw.strip('"') in _OWN_PIDS or (word.safe and _pids_not_init(word.raw)):
+    if word.raw.strip('"') in _OWN_PIDS or (
+        word.safe and (_pids_not_init(word.raw) or PID_FILE.fullmatch(word.raw.strip('"')))
+    ):
         hits = {fnmatchcase(pid, pattern) for pid in ("2", "4194304", "")}
         return hits.pop() if len(hits) == 1 else None
     return None if _globs_meet(word.value, pattern) else False

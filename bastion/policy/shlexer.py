@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .arith import only_digit_substitutions, tainted_reads
+from .arith import only_digit_substitutions, printers_used, tainted_reads
 from .words import DYN, ShellSyntaxError, Word, ansi_c_decode, make_word
 
 __all__ = ["Lexer", "Redirect", "SimpleCommand", "MAX_DEPTH", "MAX_COMMANDS", "META"]
@@ -185,6 +185,10 @@ class Lexer:
         #: arrays it declared; shared with nested parsers
         self.tainted: set[str] = set()
         self.assoc: set[str] = set()
+        #: programs whose digits-only output arithmetic trusted, and the functions this
+        #: input defines (shared too): a function named like one voids the trust
+        self.digit_uses: set[str] = set()
+        self.defined: set[str] = set()
         self.hist = False
         self.partial = False  # a piece of a larger input: here-doc bodies may be outside
         self.have_cmd = False  # a command precedes the cursor in this list (";" is valid)
@@ -214,6 +218,7 @@ class Lexer:
         p = type(self)(src, self.deadline, self.depth + 1)
         p.trust = self.trust
         p.tainted, p.assoc = self.tainted, self.assoc
+        p.digit_uses, p.defined = self.digit_uses, self.defined
         p.parse_list(frozenset())
         p.finish()
         for c in p.out:
@@ -275,6 +280,7 @@ class Lexer:
         p = type(self)(text, self.deadline, self.depth + 1)
         p.trust = self.trust
         p.tainted, p.assoc = self.tainted, self.assoc
+        p.digit_uses, p.defined = self.digit_uses, self.defined
         p.context = self.context[-1:]
         _, _, dynamic = p.read_word_chars(heredoc=True)
         self.out.extend(p.out)
@@ -599,7 +605,9 @@ class Lexer:
         text = self.s[start:end]
         self.arith_reads(text)
         if "$(" in text or "`" in text or "$[" in text:
-            if not only_digit_substitutions(text):
+            if only_digit_substitutions(text):
+                self.digit_uses |= printers_used(text)
+            else:
                 self.emit(SimpleCommand(tags={"arith-substitution"}))
             self.scan_expansions(text)
         elif _WORDS.search(text) or any(q in text for q in "'\"\\"):

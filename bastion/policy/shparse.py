@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import time
 
-from .arith import numeric_value
+from .arith import numeric_value, printers_used
 from .shlexer import MAX_COMMANDS, MAX_DEPTH, META, Lexer, Redirect, SimpleCommand
 from .words import DYN, AnalysisTimeout, ShellSyntaxError, Word
 
@@ -86,6 +86,7 @@ class _Parser(Lexer):
             value = w.raw.split("=", 1)[1] if "=" in w.raw else None
             if value is not None and (numeric_value(value) or not w.dynamic):
                 self.tainted.discard(name)
+                self.digit_uses |= printers_used(value)
             else:
                 self.tainted.add(name)
 
@@ -345,6 +346,7 @@ class _Parser(Lexer):
             if cmd.words and cmd.words[0].value == name:
                 cmd.tags.add("recursive-function")
         self.functions.append(name)
+        self.defined.add(name)
         self.calls[name] = {c.words[0].value for c in self.out[start:] if c.words}
         if self.calls_itself(name):  # a(){ b|b& }; b(){ a|a& }: recursion through others
             self.emit(SimpleCommand([Word(name)], tags={"recursive-function"}))
@@ -450,6 +452,7 @@ class _Parser(Lexer):
                         self.arith_payload(chars)
                     if numeric_value(self.s[value_start : self.i]) or not dyn:
                         self.tainted.discard(name)
+                        self.digit_uses |= printers_used(self.s[value_start : self.i])
                     else:
                         self.tainted.add(name)
                     cmd.assigns.append((name, Word(chars, self.s[start : self.i], dyn)))
@@ -482,6 +485,7 @@ def parse(
     partial: bool = False,
     trust: bool = False,
     arith: list[tuple[int, int]] | None = None,
+    digits: set[str] | None = None,
 ) -> list[SimpleCommand]:
     """Every simple command in ``src``, in source order (substitutions before their user).
 
@@ -492,12 +496,18 @@ def parse(
     ``date``/``id``/``nproc`` (see ``decide.trusted``), so ``$HOME`` reads as ``~`` and
     words whose expansions print only digits (``x.$$``, ``$(date +%F)``) are ``safe``.
     ``arith``: if given, gets the (start, end) of every arithmetic text in ``src``.
+    ``digits``: if given, gets the programs whose digits-only output arithmetic trusted
+    (``$(( $(date +%s) - 1 ))``); the caller voids that if the input can redefine them.
     """
     p = _Parser(src, time.monotonic() + timeout, 0)
     p.partial = partial
     p.trust = trust
     p.parse_list(frozenset())
     p.finish()
+    if p.digit_uses & p.defined:  # wc(){ cat f; }; echo $(( $(wc -l < x) )): not digits
+        p.emit(SimpleCommand(tags={"arith-substitution"}))
+    if digits is not None:
+        digits |= p.digit_uses
     if arith is not None:
         arith.extend(p.arith_spans)
     return p.out

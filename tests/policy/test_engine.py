@@ -161,3 +161,23 @@ def test_without_a_bash_that_parses_only_plain_words_are_decided():
     assert (held.action, held.rule) == ("review", "on_unknown")
     assert "cannot confirm how bash reads it" in held.reason
     assert _decide(policy, "ls -la /var/log | tail -5").action == "allow"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        # a comment inside the substitution hides the ")" our scan would end it at
+        "echo $(( $(wc -l f # )\nprintf 'a[\\x24(touch /tmp/probe)]') ))",
+        # the redefinition comes on a later line, as bash -c reads it
+        "shopt -s expand_aliases\nalias date='cat /tmp/p'\necho $(( $(date +%s) ))",
+        "x=$(date +%s)\nhash -p /tmp/p date\necho $(( x + $(date +%s) ))",
+    ],
+)
+def test_arithmetic_trusts_no_digits_it_cannot_vouch_for(shipped, command):
+    d = _decide(shipped, command)
+    assert (d.action, d.rule) == ("review", "on_unknown"), d.reason
+
+
+def test_arithmetic_over_digit_printers_flows(shipped):
+    d = _decide(shipped, 'echo $(( ($(date -d "$(cat when.txt)" +%s) - $(date +%s)) / 86400 ))')
+    assert d.action == "allow", d.reason
