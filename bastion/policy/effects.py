@@ -34,6 +34,7 @@ __all__ = [
     "path_hijack",
     "system_bin",
     "program_name",
+    "backup_copy",
 ]
 
 
@@ -364,3 +365,45 @@ def sed_runs_code(script: str) -> bool:
         else:
             i += 1
     return False
+
+
+#: ``$(date +%F)``: a date of % specifiers and separators (no literal text: ``+.conf``).
+_DATE_SUBST = (
+    r"\$\(date(?:\s+-u)?\s+\+(?:%[A-Za-z]|[-_.:])+\)|`date(?:\s+-u)?\s+\+(?:%[A-Za-z]|[-_.:])+`"
+)
+_STAMP = rf"(?:[0-9]+|{_DATE_SUBST}|\$\$)"
+#: The name a backup copy adds: a backup word and/or a stamp after a separator.
+_BACKUP_SUFFIX = re.compile(
+    rf"(?:[._-](?:bak|backup|orig|old|save|prev)|~)(?:[._-]*{_STAMP})*~?"
+    rf"|[._-]{_STAMP}(?:[._-]*{_STAMP})*",
+    re.I,
+)
+_QUOTED = re.compile(r'"[^"]*"|[^"$`]*"[^"]*"')
+_ENDS_IN_NAME = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*$")
+#: cp's options that only say how to copy (not where, not with which suffix).
+_PLAIN_COPY = re.compile(
+    r"-[apvfinrRdPL]+|--(?:archive|verbose|force|interactive|no-clobber|recursive"
+    r"|no-dereference|preserve(?:=[a-z,]+)?)"
+)
+
+
+def backup_copy(args: list[Word]) -> bool:
+    """``cp -p app.conf app.conf.bak.$(date +%F)``, ``cp "$f" "$f.orig"``: one source
+    copied next to itself under a backup name. Nothing loads such a name (its content is
+    already on the host, next to it), so it changes no configuration."""
+    words = [w for w in args if w.value != "--"]
+    if len(words) < 2 or not all(_PLAIN_COPY.fullmatch(w.value) for w in words[:-2]):
+        return False
+    first, last = words[-2:]
+    if first.glob or last.glob:
+        return False  # a glob may match several sources
+    if first.dynamic and not (_QUOTED.fullmatch(first.raw) and _QUOTED.fullmatch(last.raw)):
+        return False  # unquoted, "$f" may split into several sources
+    src, dst = (w.raw.replace('"', "") if w.dynamic else w.value for w in (first, last))
+    if not src or src.startswith("-") or not dst.startswith(src) or src.endswith("/"):
+        return False
+    if _ENDS_IN_NAME.search(src) and re.match(r"\w", dst[len(src) :]):
+        return False  # "$f" and "$f_bak" are different variables
+    suffix = dst[len(src) :]
+    # with a dot or a tilde: run-parts, cron.d and sudoers.d skip the name too
+    return bool(_BACKUP_SUFFIX.fullmatch(suffix)) and ("." in suffix or "~" in suffix)

@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 
 from .effects import (
+    backup_copy,
     dest,
     path_hijack,
     program_name,
@@ -331,9 +332,13 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
         shown = [program] if program else []
         shown += read.rendered + [f"{op} {t.shown()}" for op, t in reds]
         written = writes(program, read)
+        target = dest(program, read)
+        if "backup-copy" in tags and not linked:  # a new name nothing loads, holding what
+            if target is not None:  # is already there (yet bash x.bak runs what cp wrote)
+                self.note_written(target)
+            written, target = [], None
         if written:  # files the program writes count as output redirects
             reds += tuple((">", w) for w in written)
-        target = dest(program, read)
         if not shown:
             shown = [f"{n}=..." for n in assigns]
         cmd = Command(
@@ -456,10 +461,14 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
         if "script-file" in cmd.tags and self.untrusted_script(cmd, first, sc):
             self.out[at] = replace(cmd, tags=cmd.tags | {"untrusted-script"})
         for t in written + ([cmd.dest] if cmd.dest is not None else []):
-            if (path := resolve_path(t.value, self.cwd)) is not None and path not in _SINKS:
-                self.written.add(path)
+            self.note_written(t)
         if name in ("ln", "mount"):
             self.note_link(name, read_options(args, OPT_SPECS.get(name)), self.cwd)
+
+    def note_written(self, target: Word) -> None:
+        """Remember a file this input writes (see ``ScriptReadings``)."""
+        if (path := resolve_path(target.value, self.cwd)) is not None and path not in _SINKS:
+            self.written.add(path)
 
     def special(
         self,
@@ -474,6 +483,8 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
         """Handle programs that run other code; add tags; return SQL text if any."""
         if name == "kill":
             self.kill_lookups(args, sc, via, depth, assigns, tags)
+        if name == "cp" and backup_copy(args):
+            tags.add("backup-copy")
         if name in ("chmod", "install") and _grants_setuid(name, args):
             tags.add("grants-setuid")
         if name == "systemctl" and _unit_file(args):

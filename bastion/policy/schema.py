@@ -61,6 +61,7 @@ KNOWN_TAGS = frozenset(
         "runs-command",
         "from-find",
         "pid-lookup",
+        "backup-copy",
         "grants-setuid",
         "metadata-credentials",
         "sftp-server",
