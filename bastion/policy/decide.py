@@ -31,6 +31,7 @@ from .profiles import Profile, default_for
 from .program_kinds import PAGERS, SCREEN_PROGRAMS
 from .rules import NO_APPROVAL, SEVERITY, Approval, Rule
 from .runtext import run_text
+from .shell_builtins import DECLARERS
 from .shparse import parse
 from .structure import Reading, StructureCheck, needs_structure_check
 from .terminal import terminal_tags, wants_safe_environment
@@ -283,6 +284,7 @@ class Policy:
             verdict = self.checker.confirm(command, cmds, trust, reading)
             if verdict.failure:
                 return Analysis((), verdict.failure, timed_out=verdict.timed_out)
+        _drop_unused_names(command, cmds)
         return Analysis(tuple(cmds))
 
     def judge(self, cmd: Command, scoped: _Scoped) -> Verdict:
@@ -368,6 +370,32 @@ _ENV_CHANGERS = frozenset(
 #: Builtins that can define functions or aliases, or point a name at another file, from
 #: text not read as a definition here: arithmetic then trusts no program's digits.
 _REDEFINERS = frozenset({"eval", "alias", "hash", "enable", "source", "."})
+#: Builtins that set variables for the commands after them in the same shell.
+_VARIABLE_SETTERS = DECLARERS | {"unset", "read", "mapfile", "readarray"}
+_LOOP = re.compile(r"\b(?:for|while|until|select)\b")
+
+
+def _drop_unused_names(command: str, cmds: list[Command]) -> None:
+    """The input's last command, when it only sets variables and nothing can run after
+    it in that shell (no loop, no trap), sets names that no command reads: ``if [ -f
+    .env ]; then export $(grep -v '^#' .env | xargs); fi``. Its names only known at run
+    time are left out (not ones written out, ``unset HISTFILE``, or printed by this
+    input, ``unset $(echo HISTFILE)``). A
+    line of the bastion's shell that carries variables has them judged on the next."""
+    last = cmds[-1] if cmds else None
+    if last is None or last.program not in _VARIABLE_SETTERS or _LOOP.search(command):
+        return
+    if any(c.program == "trap" or c.program in _REDEFINERS for c in cmds):
+        return
+    if not last.literals and any(w.dynamic for w in last.words):
+        cmds[-1] = replace(
+            last,
+            words=tuple(w for w in last.words if not w.dynamic),
+            operands=tuple(w for w in last.operands if not w.dynamic),
+            maybe_options=(),
+        )
+
+
 _FUNCTION_OF = re.compile(r"\bin function (\S+)")
 
 

@@ -8,7 +8,8 @@ bastion.
 
 A *state line* is one whose every statement is ``cd``, ``export`` or ``unset`` (joined by
 ``;``, ``&&`` or newlines). It runs, once decided, without a terminal and followed by a
-trailer that prints its status, ``pwd -P`` and ``env -0`` (``compose_state``); the
+trailer that prints its status, ``pwd -P`` and the exported variables, with builtins
+only (``compose_state``); the
 bastion reads the new directory and the variables that differ from the login's own
 environment (``apply``). So ``cd`` into a missing directory fails on the target and
 changes nothing, ``export PATH=$PATH:/opt/bin`` is expanded by the target, and
@@ -43,7 +44,15 @@ STATE_BUILTINS = frozenset({"cd", "export", "unset"})
 #: Most bytes of carried variables (names and values).
 MAX_STATE_BYTES = 64 * 1024
 _MARK = b"\x00BASTION-STATE\x00"
-_TRAILER = 'printf \'\\0BASTION-STATE\\0%s\\0%s\\0\' "$?" "$(pwd -P)"; env -0'
+#: After a state line the exported variables are listed with bash's builtins only: a
+#: program run there would run with the environment the line set (``export $(cat .env)``
+#: may set PATH or LD_PRELOAD), before the bastion has judged it. BASH_VERSINFO is
+#: read-only in bash; a login shell accepted by opt-in gets ``env -0``.
+_TRAILER = (
+    'printf \'\\0BASTION-STATE\\0%s\\0%s\\0\' "$?" "$(pwd -P)"; '
+    'if [ -n "${BASH_VERSINFO-}" ]; then eval \'compgen -e | while IFS= read -r n; '
+    'do printf "%s=%s\\0" "$n" "${!n}"; done\'; else env -0; fi'
+)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 #: Variables every shell sets for itself: never carried.
 _OWN = frozenset({"PWD", "SHLVL", "_"})

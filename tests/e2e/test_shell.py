@@ -270,6 +270,30 @@ def test_exporting_a_variable_that_changes_code_is_held_and_not_kept(sh):
     bye(child)
 
 
+def test_variables_from_a_file_are_judged_before_anything_runs_with_them(sh, tmp_path):
+    """`export $(cat .env)` sets names only known at run time, and nothing in the line
+    runs after it, so it runs; the bastion's own report after it uses bash builtins only
+    (a PATH from the file must not pick its `env`), and the new variables are judged
+    before a later line gets them (a directory users can write first in PATH)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    probe_file = tmp_path / "ran"
+    fake = bin_dir / "env"
+    fake.write_text(f"#!/bin/sh\ntouch {probe_file}\n")
+    fake.chmod(0o755)
+    dotenv = tmp_path / "dotenv"
+    dotenv.write_text(f"PATH={bin_dir}:/usr/bin:/bin\n")
+    child = sh.spawn()
+    run(child, f"export $(cat {dotenv})")
+    child.expect(r"variables not kept: review \(on_unknown\)")
+    prompt(child, status="77")
+    run(child, 'echo "[$PATH]"')
+    child.expect(r"\[(?![^\]]*" + re.escape(str(bin_dir)) + r")[^\]]*\]")
+    prompt(child)
+    bye(child)
+    assert not probe_file.exists()
+
+
 def test_exit_ends_the_session_with_its_status(sh):
     child = sh.spawn()
     run(child, "exit 3")
