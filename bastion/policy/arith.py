@@ -35,23 +35,30 @@ __all__ = [
 _NAME = re.compile(r"(?<![A-Za-z0-9_#@.])\$?\{?([A-Za-z_][A-Za-z0-9_]*)")
 _POSITIONAL = re.compile(r"\$\{?[0-9@*]")
 _ASSIGN_AT = re.compile(r"\s*(?:[-+*/%&|^]|<<|>>)?=(?!=)")
-#: Substitutions whose output is digits (and blanks): safe inside arithmetic. No ``#``
-#: or newline (a comment could hide the ``)`` that ends the substitution), no ``|;&``,
-#: no glob (``grep -c x *`` prints file names, which may hold ``a[$(cmd)]``).
+#: Substitutions whose output is digits (and blanks): safe inside arithmetic. Each is
+#: spelled out with the options that keep it so and one input at most (``grep -c x a b``,
+#: ``wc -l f`` and ``stat --printf`` print names or text, which may hold ``a[$(cmd)]``);
+#: no ``#`` or newline (a comment could hide the ``)`` that ends the substitution).
 #: ``date -d "$(...)" +%s`` prints digits whatever the date it is given.
-_PLAIN = r"[^|;&`$()#\n*?\[]"
+_B = r"[ \t]+"
+_PLAIN_WORD = r"[^-\s|;&`$()#*?\[\]<>'\"\\{}~][^\s|;&`$()#*?\[\]<>'\"\\{}]*"
+_FILE = rf"(?:{_PLAIN_WORD}|'(?!-)[^'\n]*'|\"(?!-)[^\"`$\\\n]*\")"
+_INPUT = rf"[ \t]*<[ \t]*{_FILE}"
+_GREP_OPTS = r"-[ivEFwx]+"
 DIGIT_PRINTERS = re.compile(
-    r"[ \t]*(?:id[ \t]+-[ug]|nproc"
-    r"|date(?:[ \t]+(?:-u|--utc|-d[ \t]*"
-    r"(?:\"[^\"`'#\\\n]*\"|'[^'\n]*'|[^ \t\n\"'`$|;&()#]+)))*[ \t]+\+%s"
-    rf"|wc[ \t]+-[lcmw]\b{_PLAIN}*|grep[ \t]+-c\b{_PLAIN}*|stat[ \t]+-c[ \t]*%[sYXZ]\b{_PLAIN}*"
-    r"|getconf[ \t]+[A-Z_]+)[ \t]*"
+    rf"[ \t]*(?:id{_B}-[ug]|nproc(?:{_B}--all)?"
+    rf"|date(?:{_B}(?:-u|--utc|-d[ \t]*"
+    r"(?:\"[^\"`'#\\\n]*\"|'[^'\n]*'|[^ \t\n\"'`$|;&()#]+)))*" + rf"{_B}\+%s"
+    rf"|wc{_B}-[lcmw](?:{_INPUT})?"
+    rf"|grep(?:{_B}{_GREP_OPTS})*{_B}-[ivEFwx]*c[ivEFwx]*(?:{_B}{_GREP_OPTS})*{_B}{_FILE}"
+    rf"(?:{_B}{_FILE}|{_INPUT})?"
+    rf"|stat(?:{_B}-L)?{_B}-c[ \t]*(?:%[sYXZ]|'%[sYXZ]'|\"%[sYXZ]\")(?:{_B}-L)?{_B}{_FILE}"
+    rf"|getconf{_B}(?:PAGESIZE|PAGE_SIZE|_NPROCESSORS_ONLN|_NPROCESSORS_CONF|ARG_MAX|LONG_BIT"
+    r"|CLK_TCK|OPEN_MAX))[ \t]*"
 )
 #: The programs those are: a function of the same name in the input voids the trust.
 DIGIT_PROGRAMS = frozenset({"id", "nproc", "date", "wc", "grep", "stat", "getconf"})
-_NUMERIC_VALUE = re.compile(
-    r"-?[0-9]+|\$\(\([^`]*\)\)|\$\{#[A-Za-z_][A-Za-z0-9_]*(\[[@*]\])?\}|\"?\$[?#$!]\"?"
-)
+_NUMERIC_VALUE = re.compile(r"-?[0-9]+|\$\{#[A-Za-z_][A-Za-z0-9_]*(\[[@*]\])?\}|\"?\$[?#$!]\"?")
 
 
 def tainted_reads(text: str, tainted: set[str]) -> list[str]:
@@ -86,6 +93,8 @@ def numeric_value(raw: str) -> bool:
     if _NUMERIC_VALUE.fullmatch(raw):
         return True
     inner = raw.strip('"')
+    if inner.startswith("$((") and "`" not in inner:  # one arithmetic expansion, whole
+        return _substitution_end(inner, 2) == len(inner)
     return inner.startswith(("$(", "`")) and _digits_replaced(inner) == "0"
 
 

@@ -241,7 +241,8 @@ class Policy:
             arith: list[tuple[int, int]] = []
             digits: set[str] = set()
             parsed = parse(command, timeout, arith=arith, digits=digits)
-            cmds = normalize(parsed, cwd, max(timeout - (time.monotonic() - start), 0.001))
+            left = max(timeout - (time.monotonic() - start), 0.001)
+            cmds = normalize(parsed, cwd, left, digits=digits)
             if any("pid-file" in c.tags for c in cmds):
                 digits.add("cat")  # kill $(cat /run/x.pid) trusts cat to print the id
             if digits and any(c.program in _REDEFINERS or _redefines(c.via, digits) for c in cmds):
@@ -357,6 +358,8 @@ _TRUST_HINT = re.compile(
     r"|\$[$?#]|\$\{[#$?]|\$\(\("
     r"|\$\{?(E?UID|PPID)\b"
 )
+#: An assignment of a non-empty IFS (``while IFS= read`` splits nothing).
+_SETS_IFS = re.compile(r"\bIFS\+?=(?![\s;&|)]|$)")
 _VAR_REFS = re.compile(r"\$(HOME|USER|LOGNAME)(?![A-Za-z0-9_])|\$\{(HOME|USER|LOGNAME)\}")
 #: Commands that can change HOME/USER or what date/id/nproc print in this shell: with any
 #: of them the strict reading stands. (Wrappers that start a program in another
@@ -427,6 +430,8 @@ def trusted(command: str, cmds: list[Command]) -> bool:
         return False
     rest = _VAR_REFS.sub("", command)
     if "HOME" in rest or "USER" in rest or "LOGNAME" in rest or "${!" in command:
+        return False
+    if _SETS_IFS.search(command):  # IFS=2 splits $(date +%Y) into pieces
         return False
     return not any(
         c.program in _ENV_CHANGERS or c.tags & UNKNOWN_TAGS or _REDEFINED.search(c.via)

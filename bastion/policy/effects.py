@@ -21,7 +21,7 @@ import re
 from .getopt import OptRead
 from .programs import OUTPUT_DIR_OPTS, OUTPUT_OPERANDS, OUTPUT_OPTS, TARGET_DIR_OPTS
 from .shparse import SimpleCommand
-from .words import DYN, FOUND, SOME, Word, ansi_c_decode
+from .words import DYN, FOUND, MORE, SOME, Word, ansi_c_decode
 
 __all__ = [
     "resolve_path",
@@ -193,7 +193,19 @@ def dest(program: str, read: OptRead) -> Word | None:
     for o, v in read.options:
         if o in TARGET_DIR_OPTS and v is not None:
             return v
+    if len(read.operands) == 1 and _may_be_words(read.operands[0]):
+        return Word(DYN, read.operands[0].raw, True)  # cp "${a[@]}": its last word, unknown
     return read.operands[-1] if len(read.operands) >= 2 else None
+
+
+_SEVERAL = re.compile(r"\$\{?[@*]|\[[@*]\]\}")
+
+
+def _may_be_words(w: Word) -> bool:
+    """Whether a word may expand to several (a glob, "$@", "${a[@]}", an unquoted $x)."""
+    if w.raw == MORE:  # a guessed reading's "maybe more arguments": not a destination
+        return False
+    return w.glob or bool(_SEVERAL.search(w.raw)) or (w.dynamic and not _QUOTED.fullmatch(w.raw))
 
 
 def resolve_path(value: str, cwd: str | None) -> str | None:
@@ -368,9 +380,9 @@ def sed_runs_code(script: str) -> bool:
 
 
 #: ``$(date +%F)``: a date of % specifiers and separators (no literal text: ``+.conf``).
-_DATE_SUBST = (
-    r"\$\(date(?:\s+-u)?\s+\+(?:%[A-Za-z]|[-_.:])+\)|`date(?:\s+-u)?\s+\+(?:%[A-Za-z]|[-_.:])+`"
-)
+#: Only specifiers that print digits or letters (not %t, %n, %e, %D, %c: blanks, slashes).
+_DATE_FORMAT = r"\+(?:%[YmdHMSsFTjuVWyCgGNzabhABpPIUw]|[-_.:])+"
+_DATE_SUBST = rf"\$\(date(?:\s+-u)?\s+{_DATE_FORMAT}\)|`date(?:\s+-u)?\s+{_DATE_FORMAT}`"
 _STAMP = rf"(?:[0-9]+|{_DATE_SUBST}|\$\$)"
 #: The name a backup copy adds: a backup word and/or a stamp after a separator.
 _BACKUP_SUFFIX = re.compile(
@@ -378,6 +390,7 @@ _BACKUP_SUFFIX = re.compile(
     rf"|[._-]{_STAMP}(?:[._-]*{_STAMP})*",
     re.I,
 )
+_ONE_VARIABLE = re.compile(r'"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})"')
 _QUOTED = re.compile(r'"[^"]*"|[^"$`]*"[^"]*"')
 _ENDS_IN_NAME = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*$")
 #: cp's options that only say how to copy (not where, not with which suffix).
@@ -397,8 +410,10 @@ def backup_copy(args: list[Word]) -> bool:
     first, last = words[-2:]
     if first.glob or last.glob:
         return False  # a glob may match several sources
-    if first.dynamic and not (_QUOTED.fullmatch(first.raw) and _QUOTED.fullmatch(last.raw)):
-        return False  # unquoted, "$f" may split into several sources
+    if first.dynamic and not (_ONE_VARIABLE.fullmatch(first.raw) and _QUOTED.fullmatch(last.raw)):
+        return False  # "$f" quoted is one word; $f, "$@", "${a[@]}" may be several
+    if last.dynamic and not (_QUOTED.fullmatch(last.raw) or last.safe):
+        return False  # unquoted, only digits do not split (safe: a trusted reading)
     src, dst = (w.raw.replace('"', "") if w.dynamic else w.value for w in (first, last))
     if not src or src.startswith("-") or not dst.startswith(src) or src.endswith("/"):
         return False

@@ -196,7 +196,9 @@ class LauncherReadings(Readings):
                 for opt, value in opts:
                     if opt in ("-S", "--split-string") and value is not None:
                         try:
-                            split = parse(value.value, self.timeout, trust=self.trust)
+                            split = parse(
+                                value.value, self.timeout, trust=self.trust, digits=self.digits
+                            )
                         except ShellSyntaxError:
                             tags.add("dynamic-code")
                             split = []

@@ -258,7 +258,10 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
         self.aliases: dict[str, str] = {}  # alias NAME=BODY seen so far in this input
         self.expanding: set[str] = set()  # aliases being expanded (bash never recurses)
         self.guessing = 0  # readings of unknown programs' arguments in progress
-        self.written: set[str] = set()  # paths written so far in this input
+        self.written: set[str] = set()  # paths written so far in this input (or globs)
+        self.unknown_write = False  # and one whose name is only known at run time
+        #: programs whose digits arithmetic trusted in strings this input runs (see parse)
+        self.digits: set[str] = set()
         self.loose_left = 32  # readings of loose launchers' words left (launchers)
         self.links: dict[str, tuple[str, bool]] = {}  # see ToolReadings.note_link
         self.cdpath = False  # CDPATH set in this input: "cd NAME" may go anywhere
@@ -292,7 +295,7 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
             return False
         timeout = self.timeout  # raises when the shared deadline has passed
         try:
-            cmds = parse(text, timeout, trust=self.trust)
+            cmds = parse(text, timeout, trust=self.trust, digits=self.digits)
         except (ShellSyntaxError, RecursionError):
             return False
         self.run(cmds, via, depth + 1)
@@ -466,9 +469,12 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
             self.note_link(name, read_options(args, OPT_SPECS.get(name)), self.cwd)
 
     def note_written(self, target: Word) -> None:
-        """Remember a file this input writes (see ``ScriptReadings``)."""
+        """Remember a file this input writes (see ``ScriptReadings``): a glob is kept as
+        a pattern; a name only known at run time, which may climb anywhere, as unknown."""
         if (path := resolve_path(target.value, self.cwd)) is not None and path not in _SINKS:
             self.written.add(path)
+        elif path is None and not target.safe:
+            self.unknown_write = True
 
     def special(
         self,
@@ -622,7 +628,7 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
             return
         body = self.aliases[name]
         try:
-            cmds = parse(body, self.timeout, trust=self.trust)
+            cmds = parse(body, self.timeout, trust=self.trust, digits=self.digits)
         except (ShellSyntaxError, RecursionError):
             tags.add("dynamic-code")
             return
@@ -654,6 +660,8 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
             if v == "--" or v == "-":
                 i += 1
                 break
+            if v in ("--rcfile", "--init-file") and i + 1 < len(args):
+                tags.add("script-file")  # bash -i runs it (judged as the script it is)
             if v in ("--rcfile", "--init-file", "-o", "+o", "-O", "+O"):
                 i += 2
                 continue
@@ -700,12 +708,9 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
         did not write holds the id of its daemon, never 1: its word is marked ``safe``
         and the command ``pid-file`` (``decide`` voids that where ``cat`` may be
         redefined)."""
-        signals: list[Word] = []
-        for k, w in enumerate(args):
-            if w.value in ("-s", "-n") and k + 1 < len(args):
-                signals.append(Word("--signal=" + args[k + 1].value))
-            elif w.value.startswith("-") and not w.dynamic and w.value != "--":
-                signals.append(w)
+        # bash's kill takes one leading signal; a later -HUP is a (bad) process id
+        read = read_options(args, OPT_SPECS.get("kill"))
+        signals = [Word("--signal=" + v.value) for o, v in read.options if v is not None]
         for k, w in enumerate(args):
             raw = w.raw.strip('"')
             names: list[str] = []
@@ -718,7 +723,7 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
                     names = [x for x in names if not x.startswith("-")]
             elif (f := PID_FILE.fullmatch(raw)) is not None:
                 names = [f.group(2)]
-                if resolve_path(f.group(1), None) not in self.written:
+                if not _pid_file_written(f.group(1), self):
                     args[k] = replace(w, safe=True)
                     tags.add("pid-file")
             else:
@@ -772,28 +777,46 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
 
 
 def normalize(
-    cmds: list[SimpleCommand], cwd: str | None, timeout: float = 0.2, trust: bool = False
+    cmds: list[SimpleCommand],
+    cwd: str | None,
+    timeout: float = 0.2,
+    trust: bool = False,
+    digits: set[str] | None = None,
 ) -> list[Command]:
     """Normalize parsed simple commands (and everything they run) into Commands.
 
     ``trust``: the commands were parsed with ``parse(trust=True)``; strings they run are
-    parsed the same way."""
+    parsed the same way. ``digits``: gets what ``parse(digits=...)`` gets for them."""
     n = Normalizer(cwd, timeout, trust)
+    if digits is not None:
+        n.digits = digits
     n.literals = _literals(cmds)
     n.run(cmds)
     if any("pid-file" in c.tags for c in n.out):  # written later, in a loop: not trusted
-        n.out = [_pid_file_rechecked(c, n.written) for c in n.out]
+        n.out = [_pid_file_rechecked(c, n) for c in n.out]
     return n.out
 
 
-def _pid_file_rechecked(cmd: Command, written: set[str]) -> Command:
+def _pid_file_written(path: str, n: Normalizer) -> bool:
+    """Whether this input may write pid file ``path`` (/var/run is /run)."""
+    if n.unknown_write:
+        return True
+    same = {
+        path,
+        "/run/" + path.removeprefix("/var/run/"),
+        "/var/run/" + path.removeprefix("/run/"),
+    }
+    return any(fnmatchcase(p, w) for p in same for w in n.written)
+
+
+def _pid_file_rechecked(cmd: Command, n: Normalizer) -> Command:
     """``cmd`` without its trust in pid files this input writes anywhere."""
     if "pid-file" not in cmd.tags:
         return cmd
 
     def unsafe(w: Word) -> Word:
         m = PID_FILE.fullmatch(w.raw.strip('"'))
-        return replace(w, safe=False) if m and m.group(1) in written else w
+        return replace(w, safe=False) if m and _pid_file_written(m.group(1), n) else w
 
     if not any(w is not unsafe(w) for w in cmd.words):
         return cmd

@@ -14,6 +14,7 @@ class Readings:
 
     cwd: str | None
     trust: bool
+    digits: set[str]
 
     def command(  # pragma: no cover - see normalize
         self,

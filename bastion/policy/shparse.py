@@ -84,7 +84,8 @@ class _Parser(Lexer):
             if declare_assoc:
                 self.assoc.add(name)
             value = w.raw.split("=", 1)[1] if "=" in w.raw else None
-            if value is not None and (numeric_value(value) or not w.dynamic):
+            static = not w.dynamic and not _holds_code(w.value.partition("=")[2])
+            if value is not None and (numeric_value(value) or static):
                 self.tainted.discard(name)
                 self.digit_uses |= printers_used(value)
             else:
@@ -450,7 +451,8 @@ class _Parser(Lexer):
                     chars, mask, dyn = self.read_word_chars()
                     if "q" in mask:
                         self.arith_payload(chars)
-                    if numeric_value(self.s[value_start : self.i]) or not dyn:
+                    static = not dyn and not _holds_code(chars)
+                    if numeric_value(self.s[value_start : self.i]) or static:
                         self.tainted.discard(name)
                         self.digit_uses |= printers_used(self.s[value_start : self.i])
                     else:
@@ -477,6 +479,12 @@ class _Parser(Lexer):
             raise self.fail("unexpected " + repr(self.s[self.i : self.i + 2]))
         self.emit(cmd)
         return None
+
+
+def _holds_code(value: str) -> bool:
+    """A value whose text is a substitution: ``x='$(cmd)'; echo $(( a[$x] ))`` runs it,
+    since bash expands ``$x`` and then the subscript."""
+    return "$(" in value or "`" in value or "$[" in value
 
 
 def parse(

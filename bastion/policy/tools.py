@@ -28,7 +28,7 @@ from .programs import OPT_SPECS
 from .readings import Readings
 from .shparse import SimpleCommand, parse
 from .unknown import MAX_READINGS, is_trigger
-from .words import DYN, ShellSyntaxError, Word, ansi_c_decode
+from .words import DYN, MORE, ShellSyntaxError, Word, ansi_c_decode
 from .wrappers import KNOWN_PROGRAMS, WRAPPERS
 
 __all__ = ["ToolReadings", "kill_tag", "user_regex", "STARTUP_FILES"]
@@ -263,7 +263,7 @@ class ToolReadings(Readings):
                     rest = [Word(value, w.raw, False, w.glob, w.quoted)] + args[k + 1 : k + 256]
                     prog = program_name(value)
                     if is_trigger(prog) and prog not in _RUNNERS:
-                        rest.append(Word(DYN, "{more}", True))  # it may append arguments
+                        rest.append(Word(DYN, MORE, True))  # it may append arguments
                     self.command(rest, sc, here, depth + 1, set(), assigns)
                     readings += 1
                 elif len(value) < 4096 and any(c in value for c in _SHELL_CHARS):
@@ -280,7 +280,7 @@ class ToolReadings(Readings):
         found = 0
         for text in dict.fromkeys((value, ansi_c_decode(value))):
             try:
-                cmds = parse(text, self.timeout, trust=self.trust)
+                cmds = parse(text, self.timeout, trust=self.trust, digits=self.digits)
             except (ShellSyntaxError, RecursionError):
                 continue
             for c in cmds:
@@ -296,7 +296,7 @@ class ToolReadings(Readings):
                 for k, n in enumerate(names[1:], 1):  # tmux if-shell true 'run reboot'
                     after = c.words[k + 1].value if k + 1 < len(names) else ""
                     if not c.words[k].dynamic and _starts_reading(n, k + 1 < len(names), after):
-                        rest = c.words[k:] + [Word(DYN, "{more}", True)]
+                        rest = c.words[k:] + [Word(DYN, MORE, True)]
                         self.command(rest, sc, via, depth + 1, set(), assigns)
                         found += 1
                         break

@@ -21,6 +21,7 @@ __all__ = [
     "DYN",
     "FOUND",
     "SOME",
+    "MORE",
     "Word",
     "ShellSyntaxError",
     "AnalysisTimeout",
@@ -38,6 +39,8 @@ FOUND = "{}"
 #: filter such as -name, archive members): it matches only "maybe", and only where a
 #: protected path lies under that directory.
 SOME = "{some}"
+#: ``raw`` of the word a guessed reading adds for arguments a program may append.
+MORE = "{more}"
 
 
 class ShellSyntaxError(ValueError):
