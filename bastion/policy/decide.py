@@ -31,7 +31,6 @@ from .profiles import Profile, default_for
 from .program_kinds import PAGERS, SCREEN_PROGRAMS
 from .rules import NO_APPROVAL, SEVERITY, Approval, Rule
 from .runtext import run_text
-from .shell_builtins import DECLARERS
 from .shparse import parse
 from .structure import Reading, StructureCheck, needs_structure_check
 from .terminal import terminal_tags, wants_safe_environment
@@ -245,6 +244,10 @@ class Policy:
             cmds = normalize(parsed, cwd, left, digits=digits)
             if any("pid-file" in c.tags for c in cmds):
                 digits.add("cat")  # kill $(cat /run/x.pid) trusts cat to print the id
+                if _LOOP.search(command) or not _pid_file_read_first(cmds):
+                    return Analysis(
+                        (), "cannot vouch for the pid file: the input may change it first"
+                    )
             if digits and any(c.program in _REDEFINERS or _redefines(c.via, digits) for c in cmds):
                 return Analysis(
                     (),
@@ -373,21 +376,19 @@ _ENV_CHANGERS = frozenset(
 #: Builtins that can define functions or aliases, or point a name at another file, from
 #: text not read as a definition here: arithmetic then trusts no program's digits.
 _REDEFINERS = frozenset({"eval", "alias", "hash", "enable", "source", "."})
-#: Builtins that set variables for the commands after them in the same shell.
-_VARIABLE_SETTERS = DECLARERS | {"unset", "read", "mapfile", "readarray"}
 _LOOP = re.compile(r"\b(?:for|while|until|select)\b")
 
 
 def _drop_unused_names(command: str, cmds: list[Command]) -> None:
-    """The input's last command, when it only sets variables and nothing can run after
-    it in that shell (no loop, no trap), sets names that no command reads: ``if [ -f
+    """The input's last command, when it only exports variables and nothing can run
+    after it in that shell (no loop, no trap), sets names that no command reads: ``if [ -f
     .env ]; then export $(grep -v '^#' .env | xargs); fi``. Its names only known at run
     time are left out (not ones written out, ``unset HISTFILE``, or printed by this
     input, ``unset $(echo HISTFILE)``). A
     line of the bastion's shell that carries variables has them judged on the next."""
     last = cmds[-1] if cmds else None
-    if last is None or last.program not in _VARIABLE_SETTERS or _LOOP.search(command):
-        return
+    if last is None or last.program != "export" or _LOOP.search(command):
+        return  # declare -i, unset 'a[..]', readonly -a: their words can run arithmetic
     if any(c.program == "trap" or c.program in _REDEFINERS for c in cmds):
         return
     if not last.literals and any(w.dynamic for w in last.words):
@@ -397,6 +398,21 @@ def _drop_unused_names(command: str, cmds: list[Command]) -> None:
             operands=tuple(w for w in last.operands if not w.dynamic),
             maybe_options=(),
         )
+
+
+def _pid_file_read_first(cmds: list[Command]) -> bool:
+    """Whether nothing runs before the first kill that trusts a pid file but its own
+    reading (``cat`` of the file, and its ``pkill NAME`` reading): no command of the input
+    can have written the file (by a writer we do not know, or through a link) first."""
+    for c in cmds:
+        if "pid-file" in c.tags:
+            return True
+        own = (c.program == "cat" and all(w.value.endswith(".pid") for w in c.words)) or (
+            c.program == "pkill" and "as kill" in c.via
+        )
+        if c.program and not own:
+            return False
+    return True
 
 
 _FUNCTION_OF = re.compile(r"\bin function (\S+)")

@@ -104,6 +104,8 @@ def writes(program: str, read: OptRead) -> list[Word]:
         ]
     elif program in ("tee", "sponge"):
         found += read.operands
+    elif program in ("wget", "curl") and not dirs & {o for o, _ in read.options}:
+        found += _remote_names(program, read)
     elif program in ("awk", "gawk") and any(
         o in ("-i", "--include") and v is not None and v.value in ("inplace", "inplace.awk")
         for o, v in read.options
@@ -124,8 +126,10 @@ def writes(program: str, read: OptRead) -> list[Word]:
         if target is not None:
             sources = [w for w in read.operands if w is not target]
             found.append(target)
-            into = any(o in TARGET_DIR_OPTS for o, _ in read.options) or (
-                target.value.endswith("/") and program != "rsync"
+            into = (
+                any(o in TARGET_DIR_OPTS for o, _ in read.options)
+                or (target.value.endswith(("/", "/.")) or target.value in (".", ".."))
+                and program != "rsync"
             )
             if not target.dynamic and (into or resolve_path(target.value, None) in _DIRS):
                 for src in sources:  # "cp x /etc": writes /etc/x
@@ -186,6 +190,29 @@ def _extract_targets(program: str, read: OptRead) -> list[Word]:
     ]
 
 
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _remote_names(program: str, read: OptRead) -> list[Word]:
+    """Files wget (without -O) and ``curl -O`` name after the URL, in the working
+    directory: ``cd /etc/cron.d; wget URL/job`` writes /etc/cron.d/job."""
+    opts = {o for o, _ in read.options}
+    if program == "wget" and opts & {"-O", "--output-document", "--spider"}:
+        return []
+    if program == "curl" and not opts & {"-O", "--remote-name", "--remote-name-all"}:
+        return []
+    tree = program == "wget" and bool(opts & {"-r", "--recursive", "-m", "--mirror"})
+    names: list[Word] = []
+    for w in read.operands:
+        if w.dynamic:
+            names.append(Word("./" + DYN, SOME, True))
+        elif _URL.match(w.value):
+            path = w.value.split("://", 1)[1].partition("/")[2].split("?")[0].split("#")[0]
+            name = path.rstrip("/").rsplit("/", 1)[-1] if path.rstrip("/") else "index.html"
+            names.append(Word("./" + DYN, SOME, True) if tree else Word("./" + name, w.raw))
+    return names
+
+
 def dest(program: str, read: OptRead) -> Word | None:
     """The destination of a copy: ``-t DIR``, else the last operand."""
     if program not in _COPIERS:
@@ -195,6 +222,9 @@ def dest(program: str, read: OptRead) -> Word | None:
             return v
     if len(read.operands) == 1 and _may_be_words(read.operands[0]):
         return Word(DYN, read.operands[0].raw, True)  # cp "${a[@]}": its last word, unknown
+    if program == "ln" and len(read.operands) == 1 and not read.operands[0].dynamic:
+        name = read.operands[0].value.rstrip("/").rsplit("/", 1)[-1]
+        return Word("./" + name, read.operands[0].raw)  # ln -s /tmp/x.pid: ./x.pid here
     return read.operands[-1] if len(read.operands) >= 2 else None
 
 
@@ -380,15 +410,15 @@ def sed_runs_code(script: str) -> bool:
 
 
 #: ``$(date +%F)``: a date of % specifiers and separators (no literal text: ``+.conf``).
-#: Only specifiers that print digits or letters (not %t, %n, %e, %D, %c: blanks, slashes).
-_DATE_FORMAT = r"\+(?:%[YmdHMSsFTjuVWyCgGNzabhABpPIUw]|[-_.:])+"
+#: Only specifiers that print digits (not %t, %e, %D: blanks, slashes; not %Z, %b:
+#: names from the time-zone file or the locale, which TZ and LOCPATH may choose).
+_DATE_FORMAT = r"\+(?:%[YmdHMSsFTjuVWyCgGNzIUw]|[-_.:])+"
 _DATE_SUBST = rf"\$\(date(?:\s+-u)?\s+{_DATE_FORMAT}\)|`date(?:\s+-u)?\s+{_DATE_FORMAT}`"
 _STAMP = rf"(?:[0-9]+|{_DATE_SUBST}|\$\$)"
 #: The name a backup copy adds: a backup word and/or a stamp after a separator.
-_BACKUP_SUFFIX = re.compile(
-    rf"(?:[._-](?:bak|backup|orig|old|save|prev)|~)(?:[._-]*{_STAMP})*~?"
-    rf"|[._-]{_STAMP}(?:[._-]*{_STAMP})*",
-    re.I,
+_BACKUP_SUFFIX = re.compile(  # (?i) for the words only: %Z is not %z
+    rf"(?:[._-](?i:bak|backup|orig|old|save|prev)|~)(?:[._-]*{_STAMP})*~?"
+    rf"|[._-]{_STAMP}(?:[._-]*{_STAMP})*"
 )
 _ONE_VARIABLE = re.compile(r'"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})"')
 _QUOTED = re.compile(r'"[^"]*"|[^"$`]*"[^"]*"')

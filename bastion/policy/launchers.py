@@ -202,7 +202,15 @@ class LauncherReadings(Readings):
                         except ShellSyntaxError:
                             tags.add("dynamic-code")
                             split = []
-                        rest = [x for c in split[:1] for x in c.words] + rest
+                        rest = (
+                            [  # env -S 'LD_PRELOAD=x id': its assignments too
+                                Word(f"{n}={v.value}", v.raw, v.dynamic)
+                                for c in split[:1]
+                                for n, v in c.assigns
+                            ]
+                            + [x for c in split[:1] for x in c.words]
+                            + rest
+                        )
                 while rest and _ENV_NAME.match(rest[0].value):
                     inner_assigns += (rest[0].value.split("=", 1)[0],)
                     if rest[0].value.startswith("PATH=") and path_hijack(

@@ -451,6 +451,9 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
         given = declared(args) + exported_as_is(args) if name in DECLARERS else ()
         if "PATH" in stored and "PATH" not in given:
             tags.add("path-hijack")  # read PATH, declare -n r=PATH: a value we do not see
+        if name == "unset" and not any(w.value in ("-f", "-fv") for w in args):
+            if any(w.value == "PATH" or w.dynamic for w in args):
+                tags.add("path-hijack")  # with no PATH, bash looks in its default, then .
         if (name in DECLARERS or name in NAME_SETTERS) and any(
             w.glob and not DECLARED.match(w.value) for w in args
         ):

@@ -16,6 +16,7 @@ from .effects import path_hijack, resolve_path
 from .getopt import read_options, spec
 from .launchers import join_words
 from .readings import Readings
+from .varnames import DECLARERS, NAME_SETTERS, name_words
 from .words import DYN, Word
 
 __all__ = [
@@ -32,8 +33,6 @@ __all__ = [
 
 MAX_NESTED_TEXT = 8192  # bytes of a string run two or more levels down
 
-#: Builtins that declare, export or name-reference variables (``export A=1 B``).
-DECLARERS = frozenset({"export", "declare", "typeset", "local", "readonly"})
 DECLARED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[[^\]]*\])?\+?=")
 _BARE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -65,15 +64,6 @@ def _above_home(value: str, cwd: str | None) -> str:
 
 _VAR_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[.*\])?", re.S)
 
-#: Builtins that store into variables named by their arguments, with their options.
-NAME_SETTERS = {
-    "read": spec("a:d:i:n:N:p:t:u:ers", ""),
-    "mapfile": spec("d:n:O:s:u:C:c:t", ""),
-    "readarray": spec("d:n:O:s:u:C:c:t", ""),
-    "printf": spec("v:", ""),
-    "getopts": spec(style="operands"),
-}
-
 
 def assigned(name: str, args: list[Word]) -> tuple[tuple[str, ...], bool]:
     """Variables a builtin stores into besides NAME=VALUE words (``read GIT_PAGER``,
@@ -94,15 +84,7 @@ def assigned(name: str, args: list[Word]) -> tuple[tuple[str, ...], bool]:
         return names + found, unknown
     if name not in NAME_SETTERS:
         return (), False
-    read = read_options(args, NAME_SETTERS[name])
-    if name == "printf":
-        words = [v for o, v in read.options if o == "-v" and v is not None]
-    elif name == "getopts":
-        words = read.operands[1:2]
-    elif name == "read":
-        words = [v for o, v in read.options if o == "-a" and v is not None] + read.operands
-    else:
-        words = read.operands[:1]
+    words = name_words(name, args)
     unknown = any(w.dynamic for w in words)
     return tuple(m.group(1) for w in words if (m := _VAR_NAME.fullmatch(w.value))), unknown
 

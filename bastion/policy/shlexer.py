@@ -103,7 +103,11 @@ class SimpleCommand:
 
 
 #: ``${name[SUBSCRIPT]...}`` (not @ or *) or ``${name:OFFSET...}`` (not :- := :? :+).
-_ARITH_PARAM = re.compile(r"!?[A-Za-z_][A-Za-z0-9_]*(?:\[(?![@*]\])([^\]]*)\]|:(?![-=?+])([^}]*))")
+_ARITH_PARAM = re.compile(
+    r"[!#]?(?:[A-Za-z_][A-Za-z0-9_]*|[@*])(?:\[(?![@*]\])([^\]]*)\]|:(?![-=?+])([^}]*))"
+)
+#: ``${NAME:=VALUE}``, ``${NAME=VALUE}``: an expansion that assigns NAME.
+_PARAM_ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):?=")
 
 
 def _quote_end(s: str, i: int) -> int | None:
@@ -189,6 +193,7 @@ class Lexer:
         #: input defines (shared too): a function named like one voids the trust
         self.digit_uses: set[str] = set()
         self.defined: set[str] = set()
+        self.integers: set[str] = set()  # declared -i: every assignment is arithmetic
         self.hist = False
         self.partial = False  # a piece of a larger input: here-doc bodies may be outside
         self.have_cmd = False  # a command precedes the cursor in this list (";" is valid)
@@ -219,6 +224,7 @@ class Lexer:
         p.trust = self.trust
         p.tainted, p.assoc = self.tainted, self.assoc
         p.digit_uses, p.defined = self.digit_uses, self.defined
+        p.integers = self.integers
         p.parse_list(frozenset())
         p.finish()
         for c in p.out:
@@ -281,6 +287,7 @@ class Lexer:
         p.trust = self.trust
         p.tainted, p.assoc = self.tainted, self.assoc
         p.digit_uses, p.defined = self.digit_uses, self.defined
+        p.integers = self.integers
         p.context = self.context[-1:]
         _, _, dynamic = p.read_word_chars(heredoc=True)
         self.out.extend(p.out)
@@ -641,6 +648,10 @@ class Lexer:
                     return  # ${m[key]} of an associative array: not arithmetic
                 if m:  # ${a[$i]}, ${s:$n:2}: the subscript or offset is arithmetic
                     self.arith_reads(m.group(1) or m.group(2) or "")
+                if a := _PARAM_ASSIGN.match(s, start, self.i - 1):  # : ${PATH:=/tmp}
+                    value = s[a.end() : self.i - 1]
+                    self.emit(SimpleCommand(assigns=[(a.group(1), Word(DYN, value, True))]))
+                    self.tainted.add(a.group(1))
                 return
             if c == "\\":
                 self.i += 2

@@ -28,6 +28,7 @@ import time
 
 from .arith import numeric_value, printers_used
 from .shlexer import MAX_COMMANDS, MAX_DEPTH, META, Lexer, Redirect, SimpleCommand
+from .varnames import DECLARERS, name_words
 from .words import DYN, AnalysisTimeout, ShellSyntaxError, Word
 
 __all__ = ["Redirect", "SimpleCommand", "parse", "ShellSyntaxError", "MAX_DEPTH", "MAX_COMMANDS"]
@@ -52,12 +53,13 @@ _RESERVED_SKIP = {
     "coproc",
     "esac",
 }
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSIGN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=")
 #: Builtins whose arguments may be array assignments (``declare -A m=([k]=v)``).
-_DECLARERS = frozenset({"declare", "typeset", "local", "readonly", "export"})
+_DECLARERS = DECLARERS
 #: Builtins that set the variables they name (and ``let``, which does arithmetic).
 _SETS_NAMES = frozenset(
-    "read declare typeset local export readonly mapfile readarray printf getopts unset let "
+    "read declare typeset local export readonly mapfile readarray printf getopts unset let wait "
     "for select".split()
 )
 _ARITH_TESTS = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge"})
@@ -74,22 +76,53 @@ class _Parser(Lexer):
             for w in words[1:]:
                 self.arith_reads(w.raw.replace('"', "").replace("'", ""))
             return
-        declare_assoc = words[0].value in _DECLARERS and any(
-            w.value.startswith("-") and "A" in w.value for w in words[1:]
+        head, args = words[0].value, words[1:]
+        declare_assoc = head in _DECLARERS and any(
+            w.value.startswith("-") and "A" in w.value for w in args
         )
-        for w in words[1:]:
+        integer = head in _DECLARERS and any(
+            w.value.startswith("-") and "i" in w.value[1:] for w in args
+        )
+        for w in name_words(head, args):
+            self.subscript_reads(w.raw, declare_assoc)
+            name = w.value.split("=", 1)[0].split("[", 1)[0]
+            value = w.raw.split("=", 1)[1] if "=" in w.raw else None
+            if integer:
+                self.integers.add(name)
+            if (integer or name in self.integers) and not (
+                value is not None
+                and (numeric_value(value) or self.static(w.value.partition("=")[2], w.dynamic))
+            ):  # declare -i n=$(cat f), read n into an integer: the value is evaluated
+                self.emit(SimpleCommand(tags={"arith-runtime"}))
+        for w in args:
             if w.value.startswith("-"):
                 continue
             name = w.value.split("=", 1)[0].split("[", 1)[0]
             if declare_assoc:
                 self.assoc.add(name)
             value = w.raw.split("=", 1)[1] if "=" in w.raw else None
-            static = not w.dynamic and not _holds_code(w.value.partition("=")[2])
-            if value is not None and (numeric_value(value) or static):
+            if value is not None and (numeric_value(value) or self.static(w.value, w.dynamic)):
                 self.tainted.discard(name)
                 self.digit_uses |= printers_used(value)
             else:
                 self.tainted.add(name)
+
+    def static(self, value: str, dynamic: bool) -> bool:
+        """A value known here that arithmetic may read safely: no substitution text, and
+        no name of a run-time value (``m=n; (( m ))`` evaluates n)."""
+        return (
+            not dynamic
+            and not _holds_code(value)
+            and not any(x in self.tainted for x in _IDENTIFIER.findall(value))
+        )
+
+    def subscript_reads(self, raw: str, assoc: bool = False) -> None:
+        """A variable name with a subscript (``unset 'a[$(cat f)]'``, ``printf -v
+        'a[n]'``, ``[[ -v a[$i] ]]``): for an indexed array the subscript is arithmetic."""
+        target = raw.replace('"', "").replace("'", "").split("=", 1)[0]
+        if "[" in target and target.endswith("]") and not assoc:
+            if target.split("[", 1)[0] not in self.assoc:
+                self.arith_reads(target[target.index("[") + 1 : -1])
 
     def assignment_end(self) -> int | None:
         """End of ``NAME=`` (or ``NAME[i]+=``) at the cursor, else None. Line
@@ -259,6 +292,8 @@ class _Parser(Lexer):
                 if w.raw in _ARITH_TESTS:
                     for operand in words[max(k - 1, 0) : k + 2 : 2]:
                         self.arith_reads(operand.raw.replace('"', ""))
+                elif w.raw == "-v" and k + 1 < len(words):  # [[ -v a[$i] ]]
+                    self.subscript_reads(words[k + 1].raw)
             return None
         if word and "=" not in word:
             j = self.i + len(word)
@@ -405,8 +440,9 @@ class _Parser(Lexer):
             if stop in ("esac", "EOF"):
                 return None
 
-    def array(self) -> None:
-        """The elements of ``(...)`` in an array assignment (cursor at the parenthesis)."""
+    def array(self, assoc: bool = False) -> None:
+        """The elements of ``(...)`` in an array assignment (cursor at the parenthesis);
+        an indexed array's ``[KEY]=`` is arithmetic (``a=([n]=1)``)."""
         self.i += 1
         while (op := self.peek_op()) != ")":
             if op not in (None, "\n"):
@@ -414,7 +450,9 @@ class _Parser(Lexer):
             if op == "\n":
                 self.newline()
                 continue
-            self.read_words()
+            for w in self.read_words():
+                if w.raw.startswith("[") and "]=" in w.raw:
+                    self.subscript_reads("x" + w.raw.split("]=", 1)[0] + "]", assoc)
         self.i += 1
 
     def simple_command(self) -> str | None:
@@ -444,14 +482,19 @@ class _Parser(Lexer):
                             self.arith_reads(subscript)
                     self.i = m_end
                     if self.s.startswith("(", self.i):  # array assignment
-                        self.array()
+                        self.array(name in self.assoc)
                         cmd.assigns.append((name, Word("", self.s[start : self.i], True)))
+                        self.tainted.add(name)  # a=("$(cat f)"): (( a[0] )) reads it
                         continue
                     value_start = self.i
                     chars, mask, dyn = self.read_word_chars()
                     if "q" in mask:
                         self.arith_payload(chars)
-                    static = not dyn and not _holds_code(chars)
+                    static = self.static(chars, dyn)
+                    if name in self.integers and not (
+                        numeric_value(self.s[value_start : self.i]) or static
+                    ):  # declare -i n; n=$(cat f): the value is evaluated
+                        self.emit(SimpleCommand(tags={"arith-runtime"}))
                     if numeric_value(self.s[value_start : self.i]) or static:
                         self.tainted.discard(name)
                         self.digit_uses |= printers_used(self.s[value_start : self.i])
@@ -463,7 +506,7 @@ class _Parser(Lexer):
                 m = _ASSIGN.match(self.s, self.i)
                 if m and self.s.startswith("(", m.end()):  # declare -a x=(1 2): an array
                     self.i = m.end()
-                    self.array()
+                    self.array(any(w.value[:1] == "-" and "A" in w.value for w in cmd.words))
                     cmd.words.append(Word(m.group(), self.s[start : self.i], True))
                     continue
             words = self.read_words()
@@ -473,12 +516,26 @@ class _Parser(Lexer):
         if self.hist:
             cmd.tags.add("history-expansion")
         self.hist = outer_hist
+        if op == "(" and len(cmd.words) == 1 and not cmd.assigns and not cmd.redirects:
+            # c\<newline>at() { ...; } or 'cat'() ...: bash defines a function (or fails)
+            m = _EMPTY_PARENS.match(self.s, self.i)
+            if m is None or cmd.words[0].dynamic:
+                raise self.fail("unexpected '(' after a command word")
+            self.i = m.end()
+            return self.function_body(cmd.words[0].value, frozenset())
         if cmd.words and cmd.words[0].value in _SETS_NAMES:
             self.names_set(cmd.words)
+        if cmd.words and cmd.words[0].value in ("test", "["):  # test -v 'a[$i]'
+            for k, w in enumerate(cmd.words[:-1]):
+                if w.value == "-v":
+                    self.subscript_reads(cmd.words[k + 1].raw)
         if not (cmd.words or cmd.assigns or cmd.redirects):
             raise self.fail("unexpected " + repr(self.s[self.i : self.i + 2]))
         self.emit(cmd)
         return None
+
+
+_EMPTY_PARENS = re.compile(r"\([ \t]*\)")
 
 
 def _holds_code(value: str) -> bool:
