@@ -22,6 +22,7 @@ source order only, not through functions or loops; associative arrays are known 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 __all__ = [
     "tainted_reads",
@@ -35,6 +36,7 @@ __all__ = [
 _NAME = re.compile(r"(?<![A-Za-z0-9_#@.])\$?\{?([A-Za-z_][A-Za-z0-9_]*)")
 _POSITIONAL = re.compile(r"\$\{?[0-9@*]")
 _ASSIGN_AT = re.compile(r"\s*(?:[-+*/%&|^]|<<|>>)?=(?!=)")
+_EXPRESSION_END = re.compile(r"[,;]")
 #: Substitutions whose output is digits (and blanks): safe inside arithmetic. Each is
 #: spelled out with the options that keep it so and one input at most (``grep -c x a b``,
 #: ``wc -l f`` and ``stat --printf`` print names or text, which may hold ``a[$(cmd)]``);
@@ -61,21 +63,40 @@ DIGIT_PROGRAMS = frozenset({"id", "nproc", "date", "wc", "grep", "stat", "getcon
 _NUMERIC_VALUE = re.compile(r"-?[0-9]+|\$\{#[A-Za-z_][A-Za-z0-9_]*(\[[@*]\])?\}|\"?\$[?#$!]\"?")
 
 
-def tainted_reads(text: str, tainted: set[str]) -> list[str]:
-    """What arithmetic ``text`` reads that is only known at run time (empty: nothing).
-    Names it assigns are numbers afterwards, so they leave ``tainted``."""
+def tainted_reads(
+    text: str,
+    tainted: set[str],
+    vouched: Callable[[str, str], bool] = lambda name, text: True,
+    numeric: set[str] | None = None,
+) -> list[str]:
+    """What arithmetic ``text`` reads that is only known at run time (empty: nothing):
+    a substitution, a positional parameter, a name set from run-time text, or a name
+    ``vouched`` does not vouch for. Names it assigns are numbers afterwards (they leave
+    ``tainted`` and join ``numeric``); ``x += 1`` and ``x = x + 1`` read the old value
+    first."""
     bad: list[str] = []
     text = _digits_replaced(text)
     if "\x00" in text or "$(" in text or "`" in text:
         bad.append("a substitution")
     if _POSITIONAL.search(text):
         bad.append("a positional parameter")
+
+    def read(name: str) -> None:
+        if name in tainted or not vouched(name, text):
+            bad.append(name)
+
     for m in _NAME.finditer(text):
         name = m.group(1)
-        if not m.group().startswith("$") and _ASSIGN_AT.match(text, m.end()):
-            tainted.discard(name)  # x = ..., x += ...: a number from now on
-        elif name in tainted:
-            bad.append(name)
+        op = _ASSIGN_AT.match(text, m.end()) if not m.group().startswith("$") else None
+        if op is None:
+            read(name)
+            continue
+        rest = _EXPRESSION_END.split(text[op.end() :], 1)[0]
+        if op.group().strip() != "=" or re.search(rf"(?<![A-Za-z0-9_]){name}\b", rest):
+            read(name)  # x += 1, x = x + 1: the old value is read first
+        tainted.discard(name)
+        if numeric is not None:
+            numeric.add(name)
     return bad
 
 

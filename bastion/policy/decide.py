@@ -55,6 +55,8 @@ TAG_TEXT = {
     "path-hijack": "puts a directory users can write first in PATH",
     "rebinds-command": "binds a command name to another program or library",
     "glob-variable": "names a variable with a glob (files decide which one is set)",
+    "runtime-names": "sets or tests variables named only at run time (OPTIND=a[$(cmd)] or "
+    "an array subscript there runs cmd)",
 }
 
 
@@ -288,7 +290,6 @@ class Policy:
             verdict = self.checker.confirm(command, cmds, trust, reading)
             if verdict.failure:
                 return Analysis((), verdict.failure, timed_out=verdict.timed_out)
-        _drop_unused_names(command, cmds)
         return Analysis(tuple(cmds))
 
     def judge(self, cmd: Command, scoped: _Scoped) -> Verdict:
@@ -379,27 +380,6 @@ _REDEFINERS = frozenset({"eval", "alias", "hash", "enable", "source", "."})
 _LOOP = re.compile(r"\b(?:for|while|until|select)\b")
 
 
-def _drop_unused_names(command: str, cmds: list[Command]) -> None:
-    """The input's last command, when it only exports variables and nothing can run
-    after it in that shell (no loop, no trap), sets names that no command reads: ``if [ -f
-    .env ]; then export $(grep -v '^#' .env | xargs); fi``. Its names only known at run
-    time are left out (not ones written out, ``unset HISTFILE``, or printed by this
-    input, ``unset $(echo HISTFILE)``). A
-    line of the bastion's shell that carries variables has them judged on the next."""
-    last = cmds[-1] if cmds else None
-    if last is None or last.program != "export" or _LOOP.search(command):
-        return  # declare -i, unset 'a[..]', readonly -a: their words can run arithmetic
-    if any(c.program == "trap" or c.program in _REDEFINERS for c in cmds):
-        return
-    if not last.literals and any(w.dynamic for w in last.words):
-        cmds[-1] = replace(
-            last,
-            words=tuple(w for w in last.words if not w.dynamic),
-            operands=tuple(w for w in last.operands if not w.dynamic),
-            maybe_options=(),
-        )
-
-
 def _pid_file_read_first(cmds: list[Command]) -> bool:
     """Whether nothing runs before the first kill that trusts a pid file but its own
     reading (``cat`` of the file, and its ``pkill NAME`` reading): no command of the input
@@ -410,8 +390,8 @@ def _pid_file_read_first(cmds: list[Command]) -> bool:
         own = (c.program == "cat" and all(w.value.endswith(".pid") for w in c.words)) or (
             c.program == "pkill" and "as kill" in c.via
         )
-        if c.program and not own:
-            return False
+        if (c.program or c.assigns) and not own:
+            return False  # IFS=2 before it splits the id into 1 and 34
     return True
 
 

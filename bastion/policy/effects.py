@@ -197,8 +197,13 @@ def _remote_names(program: str, read: OptRead) -> list[Word]:
     """Files wget (without -O) and ``curl -O`` name after the URL, in the working
     directory: ``cd /etc/cron.d; wget URL/job`` writes /etc/cron.d/job."""
     opts = {o for o, _ in read.options}
+    values = [v.value for _, v in read.options if v is not None]
+    if opts & {"-e", "--execute", "--config", "-K"} or any("%output{" in v for v in values):
+        return [Word(DYN, SOME, True)]  # a configuration or -w text names its own files
     if program == "wget" and opts & {"-O", "--output-document", "--spider"}:
         return []
+    if program == "wget" and opts & {"-i", "--input-file"}:
+        return [Word("./" + DYN, SOME, True)]  # names from the list
     if program == "curl" and not opts & {"-O", "--remote-name", "--remote-name-all"}:
         return []
     tree = program == "wget" and bool(opts & {"-r", "--recursive", "-m", "--mirror"})
@@ -206,8 +211,9 @@ def _remote_names(program: str, read: OptRead) -> list[Word]:
     for w in read.operands:
         if w.dynamic:
             names.append(Word("./" + DYN, SOME, True))
-        elif _URL.match(w.value):
-            path = w.value.split("://", 1)[1].partition("/")[2].split("?")[0].split("#")[0]
+        elif not w.value.startswith("-"):  # a URL; without a scheme, http
+            url = w.value.split("://", 1)[1] if _URL.match(w.value) else w.value
+            path = url.partition("/")[2].split("?")[0].split("#")[0]
             name = path.rstrip("/").rsplit("/", 1)[-1] if path.rstrip("/") else "index.html"
             names.append(Word("./" + DYN, SOME, True) if tree else Word("./" + name, w.raw))
     return names

@@ -301,8 +301,10 @@ def command_ops(cmd: Command) -> list[tuple[str, Word]]:
         ops += [("setstat", w) for w in operands]
     elif prog == "mv":
         ops += [("rename", w) for w in operands]
-    elif prog in ("ln",):
-        ops += [("symlink", w) for w in operands]
+    elif prog == "ln" or (prog == "cp" and cmd.options & {"-s", "--symbolic-link"}):
+        ops += [("symlink", w) for w in operands]  # cp -s makes links too
+    elif prog == "mount" and cmd.options & {"-B", "--bind", "-R", "--rbind"}:
+        ops += [("symlink", w) for w in operands]  # a bind mount is a link that writes go through
     elif prog == "dd":  # dd if=/dev/mem: the input is named inside the operand
         ops += [
             ("read", Word(w.value[3:], w.raw, w.dynamic, w.glob))

@@ -109,6 +109,7 @@ UNKNOWN_TAGS = frozenset(
         "path-hijack",
         "rebinds-command",
         "glob-variable",
+        "runtime-names",
     }
 )
 
@@ -295,7 +296,7 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
             return False
         timeout = self.timeout  # raises when the shared deadline has passed
         try:
-            cmds = parse(text, timeout, trust=self.trust, digits=self.digits)
+            cmds = parse(text, timeout, trust=self.trust, digits=self.digits, inherited=True)
         except (ShellSyntaxError, RecursionError):
             return False
         self.run(cmds, via, depth + 1)
@@ -631,7 +632,7 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
             return
         body = self.aliases[name]
         try:
-            cmds = parse(body, self.timeout, trust=self.trust, digits=self.digits)
+            cmds = parse(body, self.timeout, trust=self.trust, digits=self.digits, inherited=True)
         except (ShellSyntaxError, RecursionError):
             tags.add("dynamic-code")
             return

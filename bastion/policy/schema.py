@@ -65,6 +65,7 @@ KNOWN_TAGS = frozenset(
         "grants-setuid",
         "metadata-credentials",
         "sftp-server",
+        "runtime-names",
     }
 )
 #: Path classes of ``paths``/``dest_paths``/``redirects``/``[[files]] paths``.

@@ -13,6 +13,7 @@ deeper than ``MAX_DEPTH`` and a parse past its deadline raise ``ShellSyntaxError
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -103,11 +104,44 @@ class SimpleCommand:
 
 
 #: ``${name[SUBSCRIPT]...}`` (not @ or *) or ``${name:OFFSET...}`` (not :- := :? :+).
+#: Arithmetic text (``$((...))``, ``((...))`` with two levels of parentheses inside,
+#: ``let ...``).
+_ARITH_TEXT = re.compile(
+    r"\$?\(\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)\)|(?<![A-Za-z0-9_])let\s[^;&|\n]*"
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _outside_arithmetic(text: str) -> str:
+    return _ARITH_TEXT.sub("0", text)
+
+
+def _sets_somewhere(text: str, name: str) -> bool:
+    """Whether ``text`` names ``name`` where something may set it: a bare word outside
+    arithmetic (``read x``, ``declare x``, ``x=$(cat f)``), not ``$x`` and not a number
+    assigned (``x=0``, ``x=$((x+1))``)."""
+    bare = rf"(?<![A-Za-z0-9_${{#!]){re.escape(name)}(?![A-Za-z0-9_])(?!\+?=-?[0-9]+(?:[;&|)\s]|$))"
+    return re.search(bare, _outside_arithmetic(text)) is not None
+
+
+#: Bash's own variables that always hold numbers (reading them in arithmetic is safe).
+BASH_NUMBERS = frozenset(
+    "RANDOM SRANDOM SECONDS LINENO BASHPID PPID UID EUID EPOCHSECONDS OPTIND HISTCMD "
+    "COLUMNS LINES PIPESTATUS".split()
+)
+#: Of those, the ones whose assignment bash evaluates as arithmetic.
+BASH_INTEGERS = frozenset({"RANDOM", "SRANDOM", "OPTIND", "HISTCMD", "SECONDS", "LINENO"})
+#: Bash's variables that hold run-time text (read, getopts, [[ =~ ]], mapfile, $_ ...).
+BASH_RUNTIME = frozenset(
+    "REPLY OPTARG _ BASH_REMATCH MAPFILE COPROC READLINE_LINE READLINE_POINT READLINE_MARK "
+    "BASH_COMMAND BASH_ARGV BASH_ARGC FUNCNAME BASH_SOURCE COMP_WORDS COMP_LINE".split()
+)
 _ARITH_PARAM = re.compile(
-    r"[!#]?(?:[A-Za-z_][A-Za-z0-9_]*|[@*])(?:\[(?![@*]\])([^\]]*)\]|:(?![-=?+])([^}]*))"
+    r"[!#]?(?:[A-Za-z_][A-Za-z0-9_]*|[@*])"
+    r"(?:\[(?![@*]\])([^\]]*)\]|(?:\[[@*]\])?:(?![-=?+])([^}]*))"
 )
 #: ``${NAME:=VALUE}``, ``${NAME=VALUE}``: an expansion that assigns NAME.
-_PARAM_ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):?=")
+_PARAM_ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[[^\]]*\])?:?=")
 
 
 def _quote_end(s: str, i: int) -> int | None:
@@ -193,7 +227,16 @@ class Lexer:
         #: input defines (shared too): a function named like one voids the trust
         self.digit_uses: set[str] = set()
         self.defined: set[str] = set()
-        self.integers: set[str] = set()  # declared -i: every assignment is arithmetic
+        #: declared -i (and bash's own integers): every assignment is arithmetic
+        self.integers: set[str] = set(BASH_INTEGERS)
+        #: names this input last set to a number; names arithmetic read trusting they come
+        #: from the environment; "dynamic-names" once a builtin sets names only known at
+        #: run time; the whole input's text (a name it mentions may be set by it)
+        self.numeric: set[str] = set()
+        self.env_reads: set[str] = set()
+        self.flags: set[str] = set()
+        self.root_text = src
+        self.inherited = False  # a string another program runs: its variables may be set
         self.hist = False
         self.partial = False  # a piece of a larger input: here-doc bodies may be outside
         self.have_cmd = False  # a command precedes the cursor in this list (";" is valid)
@@ -222,9 +265,7 @@ class Lexer:
             raise self.fail("nesting too deep")
         p = type(self)(src, self.deadline, self.depth + 1)
         p.trust = self.trust
-        p.tainted, p.assoc = self.tainted, self.assoc
-        p.digit_uses, p.defined = self.digit_uses, self.defined
-        p.integers = self.integers
+        self.share(p)
         p.parse_list(frozenset())
         p.finish()
         for c in p.out:
@@ -285,9 +326,7 @@ class Lexer:
             return False
         p = type(self)(text, self.deadline, self.depth + 1)
         p.trust = self.trust
-        p.tainted, p.assoc = self.tainted, self.assoc
-        p.digit_uses, p.defined = self.digit_uses, self.defined
-        p.integers = self.integers
+        self.share(p)
         p.context = self.context[-1:]
         _, _, dynamic = p.read_word_chars(heredoc=True)
         self.out.extend(p.out)
@@ -626,10 +665,31 @@ class Lexer:
                 alt = []
             self.out.extend(c for c in alt if c.words)
 
+    def share(self, p: Lexer) -> None:
+        """What a nested parser of this input reads and adds to: variables, functions."""
+        p.tainted, p.assoc, p.numeric = self.tainted, self.assoc, self.numeric
+        p.digit_uses, p.defined, p.integers = self.digit_uses, self.defined, self.integers
+        p.env_reads, p.flags = self.env_reads, self.flags
+        p.root_text, p.inherited = self.root_text, self.inherited
+
     def arith_reads(self, text: str) -> None:
         """Arithmetic that reads a value only known at run time is a finding (see arith)."""
-        if tainted_reads(text, self.tainted):
+        if tainted_reads(text, self.tainted, self.vouched, self.numeric):
             self.emit(SimpleCommand(tags={"arith-runtime"}))
+
+    def vouched(self, name: str, text: str) -> bool:
+        """Whether arithmetic may read ``name``: a number this input set, one of bash's
+        own numbers, or a name the input does not mention elsewhere (the environment,
+        which is the bastion's); never bash's run-time values (REPLY, OPTARG, ``_``...),
+        nor any name in a string another program runs (its caller may have set it)."""
+        if name in self.numeric or name in BASH_NUMBERS:
+            return True
+        if name in BASH_RUNTIME or self.inherited:
+            return False
+        if _sets_somewhere(self.root_text, name):
+            return False
+        self.env_reads.add(name)
+        return True
 
     def braced(self) -> None:
         """Skip a ``${...}`` (cursor after the brace), emitting inner substitutions."""

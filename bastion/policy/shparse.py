@@ -84,9 +84,15 @@ class _Parser(Lexer):
             w.value.startswith("-") and "i" in w.value[1:] for w in args
         )
         for w in name_words(head, args):
-            self.subscript_reads(w.raw, declare_assoc)
+            self.subscript_reads(w, declare_assoc)
             name = w.value.split("=", 1)[0].split("[", 1)[0]
             value = w.raw.split("=", 1)[1] if "=" in w.raw else None
+            if w.dynamic and (value is None or DYN in w.value.split("=", 1)[0]):
+                self.flags.add("dynamic-names")  # export $(cat .env): any name, OPTIND too
+            if value is not None and numeric_value(value):
+                self.numeric.add(name)
+            else:
+                self.numeric.discard(name)
             if integer:
                 self.integers.add(name)
             if (integer or name in self.integers) and not (
@@ -116,10 +122,14 @@ class _Parser(Lexer):
             and not any(x in self.tainted for x in _IDENTIFIER.findall(value))
         )
 
-    def subscript_reads(self, raw: str, assoc: bool = False) -> None:
+    def subscript_reads(self, word: Word, assoc: bool = False) -> None:
         """A variable name with a subscript (``unset 'a[$(cat f)]'``, ``printf -v
-        'a[n]'``, ``[[ -v a[$i] ]]``): for an indexed array the subscript is arithmetic."""
-        target = raw.replace('"', "").replace("'", "").split("=", 1)[0]
+        'a[n]'``, ``[[ -v a[$i] ]]``): for an indexed array the subscript is arithmetic;
+        a name only known at run time may hold one (``[[ -v $x ]]``)."""
+        target = word.raw.replace('"', "").replace("'", "").split("=", 1)[0]
+        if word.dynamic and DYN in word.value.split("=", 1)[0] and "[" not in target:
+            self.emit(SimpleCommand(tags={"runtime-names"}))
+            return
         if "[" in target and target.endswith("]") and not assoc:
             if target.split("[", 1)[0] not in self.assoc:
                 self.arith_reads(target[target.index("[") + 1 : -1])
@@ -189,17 +199,8 @@ class _Parser(Lexer):
             if op == "(":
                 if self.depth + len(self.context) > MAX_DEPTH:
                     raise self.fail("nesting too deep")
-                self.i += 1
-                if self.s.startswith("(", self.i) and self.arith_end(self.i + 1) is not None:
-                    end = self.arith_end(self.i + 1)
-                    assert end is not None
-                    self.arith(self.i + 1, end)
-                    self.i = end + 2
-                else:
-                    self.context.append("inside a subshell")
-                    self.have_cmd = False
-                    self.parse_list(frozenset({")"}))
-                    self.context.pop()
+                self.have_cmd = False
+                self.open_paren()
                 self.have_cmd = True
                 self.trailing_redirects()
                 continue
@@ -259,6 +260,9 @@ class _Parser(Lexer):
                 # (for GIT_PAGER in 'CMD'; do git -p log; done sets the pager)
                 given = names[2:] if len(names) > 1 and names[1].value == "in" else []
                 values = given if len(names) > 1 else [Word(DYN, '"$@"', True)]
+                if values and all(not v.dynamic and _INTEGER.fullmatch(v.value) for v in values):
+                    self.tainted.discard(names[0].value)  # for i in 1 2 3, for i in {1..9}
+                    self.numeric.add(names[0].value)
                 if values:
                     loop = SimpleCommand(assigns=[(names[0].value, w) for w in values])
                     self.emit(loop)
@@ -293,7 +297,7 @@ class _Parser(Lexer):
                     for operand in words[max(k - 1, 0) : k + 2 : 2]:
                         self.arith_reads(operand.raw.replace('"', ""))
                 elif w.raw == "-v" and k + 1 < len(words):  # [[ -v a[$i] ]]
-                    self.subscript_reads(words[k + 1].raw)
+                    self.subscript_reads(words[k + 1])
             return None
         if word and "=" not in word:
             j = self.i + len(word)
@@ -333,6 +337,18 @@ class _Parser(Lexer):
             if count:
                 raise self.fail(f"missing {word!r}")
 
+    def open_paren(self) -> None:
+        """At ``(``: an arithmetic command ``(( ... ))`` or a subshell ``( ... )``."""
+        self.i += 1
+        end = self.arith_end(self.i + 1) if self.s.startswith("(", self.i) else None
+        if end is not None:
+            self.arith(self.i + 1, end)
+            self.i = end + 2
+        else:
+            self.context.append("inside a subshell")
+            self.parse_list(frozenset({")"}))
+            self.context.pop()
+
     def function_body(self, name: str, stops: frozenset[str]) -> str | None:
         """A function definition: its body counts as run; self-calls are a finding."""
         start = len(self.out)
@@ -365,15 +381,13 @@ class _Parser(Lexer):
                         self.pipe_src = self.out[-1] if self.out else None
                     continue
                 if op == "(":
-                    self.i += 1
-                    self.parse_list(frozenset({")"}))
+                    self.open_paren()
                     continue
                 stop = self.parse_command(frozenset())
                 if stop:
                     raise self.fail("unexpected " + stop)
         elif self.peek_op() == "(":
-            self.i += 1
-            self.parse_list(frozenset({")"}))
+            self.open_paren()
         else:
             self.parse_command(frozenset())
         self.context.pop()
@@ -452,7 +466,8 @@ class _Parser(Lexer):
                 continue
             for w in self.read_words():
                 if w.raw.startswith("[") and "]=" in w.raw:
-                    self.subscript_reads("x" + w.raw.split("]=", 1)[0] + "]", assoc)
+                    key = "x" + w.raw.split("]=", 1)[0] + "]"
+                    self.subscript_reads(Word(key, key), assoc)
         self.i += 1
 
     def simple_command(self) -> str | None:
@@ -465,6 +480,8 @@ class _Parser(Lexer):
                 break
             if len(cmd.words) & 255 == 255 and time.monotonic() > self.deadline:
                 raise AnalysisTimeout("parse took too long")
+            if (v := _ARRAY_FD.match(self.s, self.i)) and v.group(1) not in self.assoc:
+                self.arith_reads(v.group(2))  # {a[i]}>f stores the fd in a[i]
             red = self.read_redirect()
             if red is not None:
                 cmd.redirects.append(red)
@@ -495,6 +512,10 @@ class _Parser(Lexer):
                         numeric_value(self.s[value_start : self.i]) or static
                     ):  # declare -i n; n=$(cat f): the value is evaluated
                         self.emit(SimpleCommand(tags={"arith-runtime"}))
+                    if numeric_value(self.s[value_start : self.i]):
+                        self.numeric.add(name)
+                    else:
+                        self.numeric.discard(name)
                     if numeric_value(self.s[value_start : self.i]) or static:
                         self.tainted.discard(name)
                         self.digit_uses |= printers_used(self.s[value_start : self.i])
@@ -523,16 +544,34 @@ class _Parser(Lexer):
                 raise self.fail("unexpected '(' after a command word")
             self.i = m.end()
             return self.function_body(cmd.words[0].value, frozenset())
-        if cmd.words and cmd.words[0].value in _SETS_NAMES:
-            self.names_set(cmd.words)
-        if cmd.words and cmd.words[0].value in ("test", "["):  # test -v 'a[$i]'
-            for k, w in enumerate(cmd.words[:-1]):
+        run = _without_prefixes(cmd.words)  # builtin read x, command declare -i n
+        if run and run[0].value in _SETS_NAMES:
+            self.names_set(run)
+        if run and run[0].value in ("eval", "source", "."):
+            self.flags.add("dynamic-names")  # they may set any name
+        if run and run[0].value in ("test", "["):  # test -v 'a[$i]'
+            for k, w in enumerate(run[:-1]):
                 if w.value == "-v":
-                    self.subscript_reads(cmd.words[k + 1].raw)
+                    self.subscript_reads(run[k + 1])
         if not (cmd.words or cmd.assigns or cmd.redirects):
             raise self.fail("unexpected " + repr(self.s[self.i : self.i + 2]))
         self.emit(cmd)
         return None
+
+
+_ARRAY_FD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\[([^\]]*)\]\}(?=[<>])")
+_INTEGER = re.compile(r"-?[0-9]+")
+_PREFIXES = frozenset({"builtin", "command"})
+
+
+def _without_prefixes(words: list[Word]) -> list[Word]:
+    """The words from the builtin that runs: ``builtin read x``, ``command -p let x``."""
+    k = 0
+    while k < len(words) and words[k].value in _PREFIXES and not words[k].quoted:
+        k += 1
+        while k < len(words) and words[k].value in ("-p", "--"):
+            k += 1
+    return words[k:]
 
 
 _EMPTY_PARENS = re.compile(r"\([ \t]*\)")
@@ -551,6 +590,7 @@ def parse(
     trust: bool = False,
     arith: list[tuple[int, int]] | None = None,
     digits: set[str] | None = None,
+    inherited: bool = False,
 ) -> list[SimpleCommand]:
     """Every simple command in ``src``, in source order (substitutions before their user).
 
@@ -563,12 +603,17 @@ def parse(
     ``arith``: if given, gets the (start, end) of every arithmetic text in ``src``.
     ``digits``: if given, gets the programs whose digits-only output arithmetic trusted
     (``$(( $(date +%s) - 1 ))``); the caller voids that if the input can redefine them.
+    ``inherited``: ``src`` is a string another program or ``eval`` runs, whose variables
+    its caller may have set (arithmetic then reads only numbers set in ``src``).
     """
     p = _Parser(src, time.monotonic() + timeout, 0)
     p.partial = partial
     p.trust = trust
+    p.inherited = inherited
     p.parse_list(frozenset())
     p.finish()
+    if p.env_reads and "dynamic-names" in p.flags:  # export $(cat f); echo $((n)): n is set
+        p.emit(SimpleCommand(tags={"arith-runtime"}))
     if p.digit_uses & p.defined:  # wc(){ cat f; }; echo $(( $(wc -l < x) )): not digits
         p.emit(SimpleCommand(tags={"arith-substitution"}))
     if digits is not None:

@@ -280,7 +280,9 @@ class ToolReadings(Readings):
         found = 0
         for text in dict.fromkeys((value, ansi_c_decode(value))):
             try:
-                cmds = parse(text, self.timeout, trust=self.trust, digits=self.digits)
+                cmds = parse(
+                    text, self.timeout, trust=self.trust, digits=self.digits, inherited=True
+                )
             except (ShellSyntaxError, RecursionError):
                 continue
             for c in cmds:
