@@ -31,7 +31,7 @@ from .profiles import Profile, default_for
 from .program_kinds import PAGERS, SCREEN_PROGRAMS
 from .rules import NO_APPROVAL, SEVERITY, Approval, Rule
 from .runtext import run_text
-from .shparse import parse
+from .shparse import ArithNames, parse
 from .structure import Reading, StructureCheck, needs_structure_check
 from .terminal import terminal_tags, wants_safe_environment
 from .words import AnalysisTimeout, ShellSyntaxError
@@ -241,9 +241,16 @@ class Policy:
         try:
             arith: list[tuple[int, int]] = []
             digits: set[str] = set()
-            parsed = parse(command, timeout, arith=arith, digits=digits)
+            names = ArithNames()
+            parsed = parse(command, timeout, arith=arith, digits=digits, names=names)
             left = max(timeout - (time.monotonic() - start), 0.001)
-            cmds = normalize(parsed, cwd, left, digits=digits)
+            cmds = normalize(parsed, cwd, left, digits=digits, names=names)
+            if unsafe := names.unsafe():
+                return Analysis(
+                    (),
+                    f"arithmetic reads {', '.join(unsafe[:3])}, which this input sets from "
+                    "run-time text (bash runs a[$(cmd)] hidden in it)",
+                )
             if any("pid-file" in c.tags for c in cmds):
                 digits.add("cat")  # kill $(cat /run/x.pid) trusts cat to print the id
                 if _LOOP.search(command) or not _pid_file_read_first(cmds):

@@ -76,7 +76,7 @@ from .shell_builtins import (
     declared,
     exported_as_is,
 )
-from .shparse import SimpleCommand, parse
+from .shparse import ArithNames, SimpleCommand, parse
 from .tools import ToolReadings, kill_tag
 from .unknown import BUILTINS, NOT_WRAPPERS, SHORT_NAMES, TRIGGERS
 from .words import DYN, AnalysisTimeout, ShellSyntaxError, Word
@@ -261,8 +261,10 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
         self.guessing = 0  # readings of unknown programs' arguments in progress
         self.written: set[str] = set()  # paths written so far in this input (or globs)
         self.unknown_write = False  # and one whose name is only known at run time
-        #: programs whose digits arithmetic trusted in strings this input runs (see parse)
+        #: programs whose digits arithmetic trusted in strings this input runs, and the
+        #: names their arithmetic reads and sets (see parse)
         self.digits: set[str] = set()
+        self.arith_names = ArithNames()
         self.loose_left = 32  # readings of loose launchers' words left (launchers)
         self.links: dict[str, tuple[str, bool]] = {}  # see ToolReadings.note_link
         self.cdpath = False  # CDPATH set in this input: "cd NAME" may go anywhere
@@ -296,7 +298,14 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
             return False
         timeout = self.timeout  # raises when the shared deadline has passed
         try:
-            cmds = parse(text, timeout, trust=self.trust, digits=self.digits, inherited=True)
+            cmds = parse(
+                text,
+                timeout,
+                trust=self.trust,
+                digits=self.digits,
+                inherited=True,
+                names=self.arith_names,
+            )
         except (ShellSyntaxError, RecursionError):
             return False
         self.run(cmds, via, depth + 1)
@@ -632,7 +641,14 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
             return
         body = self.aliases[name]
         try:
-            cmds = parse(body, self.timeout, trust=self.trust, digits=self.digits, inherited=True)
+            cmds = parse(
+                body,
+                self.timeout,
+                trust=self.trust,
+                digits=self.digits,
+                inherited=True,
+                names=self.arith_names,
+            )
         except (ShellSyntaxError, RecursionError):
             tags.add("dynamic-code")
             return
@@ -786,14 +802,18 @@ def normalize(
     timeout: float = 0.2,
     trust: bool = False,
     digits: set[str] | None = None,
+    names: ArithNames | None = None,
 ) -> list[Command]:
     """Normalize parsed simple commands (and everything they run) into Commands.
 
     ``trust``: the commands were parsed with ``parse(trust=True)``; strings they run are
-    parsed the same way. ``digits``: gets what ``parse(digits=...)`` gets for them."""
+    parsed the same way. ``digits``, ``names``: get what ``parse(digits=..., names=...)``
+    gets for them."""
     n = Normalizer(cwd, timeout, trust)
     if digits is not None:
         n.digits = digits
+    if names is not None:
+        n.arith_names = names
     n.literals = _literals(cmds)
     n.run(cmds)
     if any("pid-file" in c.tags for c in n.out):  # written later, in a loop: not trusted

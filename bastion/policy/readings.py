@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from .shlexer import SimpleCommand
+from .shlexer import ArithNames, SimpleCommand
 from .words import Word
 
 __all__ = ["Readings"]
@@ -15,6 +15,7 @@ class Readings:
     cwd: str | None
     trust: bool
     digits: set[str]
+    arith_names: ArithNames
 
     def command(  # pragma: no cover - see normalize
         self,

@@ -13,7 +13,6 @@ deeper than ``MAX_DEPTH`` and a parse past its deadline raise ``ShellSyntaxError
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass, field
 
@@ -104,24 +103,20 @@ class SimpleCommand:
 
 
 #: ``${name[SUBSCRIPT]...}`` (not @ or *) or ``${name:OFFSET...}`` (not :- := :? :+).
-#: Arithmetic text (``$((...))``, ``((...))`` with two levels of parentheses inside,
-#: ``let ...``).
-_ARITH_TEXT = re.compile(
-    r"\$?\(\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)\)|(?<![A-Za-z0-9_])let\s[^;&|\n]*"
-)
+@dataclass
+class ArithNames:
+    """Names arithmetic reads and names the input sets to something other than a
+    number, over the input and every string it runs (a function's body, a loop's next
+    pass, a trap, ``eval`` or ``bash -c`` may set one after it was a number)."""
 
+    reads: set[str] = field(default_factory=set)
+    changed: set[str] = field(default_factory=set)
 
-@functools.lru_cache(maxsize=256)
-def _outside_arithmetic(text: str) -> str:
-    return _ARITH_TEXT.sub("0", text)
-
-
-def _sets_somewhere(text: str, name: str) -> bool:
-    """Whether ``text`` names ``name`` where something may set it: a bare word outside
-    arithmetic (``read x``, ``declare x``, ``x=$(cat f)``), not ``$x`` and not a number
-    assigned (``x=0``, ``x=$((x+1))``)."""
-    bare = rf"(?<![A-Za-z0-9_${{#!]){re.escape(name)}(?![A-Za-z0-9_])(?!\+?=-?[0-9]+(?:[;&|)\s]|$))"
-    return re.search(bare, _outside_arithmetic(text)) is not None
+    def unsafe(self) -> list[str]:
+        """The names read that may hold run-time text (a nameref or ``export $(...)``
+        may set any: ``*``)."""
+        both = self.reads & self.changed
+        return sorted(both) or (sorted(self.reads) if "*" in self.changed else [])
 
 
 #: Bash's own variables that always hold numbers (reading them in arithmetic is safe).
@@ -134,7 +129,8 @@ BASH_INTEGERS = frozenset({"RANDOM", "SRANDOM", "OPTIND", "HISTCMD", "SECONDS", 
 #: Bash's variables that hold run-time text (read, getopts, [[ =~ ]], mapfile, $_ ...).
 BASH_RUNTIME = frozenset(
     "REPLY OPTARG _ BASH_REMATCH MAPFILE COPROC READLINE_LINE READLINE_POINT READLINE_MARK "
-    "BASH_COMMAND BASH_ARGV BASH_ARGC FUNCNAME BASH_SOURCE COMP_WORDS COMP_LINE".split()
+    "BASH_COMMAND BASH_ARGV BASH_ARGC FUNCNAME BASH_SOURCE COMP_WORDS COMP_LINE DIRSTACK "
+    "BASH_EXECUTION_STRING".split()
 )
 _ARITH_PARAM = re.compile(
     r"[!#]?(?:[A-Za-z_][A-Za-z0-9_]*|[@*])"
@@ -229,13 +225,12 @@ class Lexer:
         self.defined: set[str] = set()
         #: declared -i (and bash's own integers): every assignment is arithmetic
         self.integers: set[str] = set(BASH_INTEGERS)
-        #: names this input last set to a number; names arithmetic read trusting they come
-        #: from the environment; "dynamic-names" once a builtin sets names only known at
-        #: run time; the whole input's text (a name it mentions may be set by it)
+        #: names this input last set to a number (in source order); the names arithmetic
+        #: reads and the names the input sets to anything but a number (``*``: names only
+        #: known at run time), gathered over every string the input runs (see
+        #: ``ArithNames``): arithmetic may read none of those
         self.numeric: set[str] = set()
-        self.env_reads: set[str] = set()
-        self.flags: set[str] = set()
-        self.root_text = src
+        self.names = ArithNames()
         self.inherited = False  # a string another program runs: its variables may be set
         self.hist = False
         self.partial = False  # a piece of a larger input: here-doc bodies may be outside
@@ -669,8 +664,8 @@ class Lexer:
         """What a nested parser of this input reads and adds to: variables, functions."""
         p.tainted, p.assoc, p.numeric = self.tainted, self.assoc, self.numeric
         p.digit_uses, p.defined, p.integers = self.digit_uses, self.defined, self.integers
-        p.env_reads, p.flags = self.env_reads, self.flags
-        p.root_text, p.inherited = self.root_text, self.inherited
+        p.names = self.names
+        p.inherited = self.inherited
 
     def arith_reads(self, text: str) -> None:
         """Arithmetic that reads a value only known at run time is a finding (see arith)."""
@@ -678,18 +673,24 @@ class Lexer:
             self.emit(SimpleCommand(tags={"arith-runtime"}))
 
     def vouched(self, name: str, text: str) -> bool:
-        """Whether arithmetic may read ``name``: a number this input set, one of bash's
-        own numbers, or a name the input does not mention elsewhere (the environment,
-        which is the bastion's); never bash's run-time values (REPLY, OPTARG, ``_``...),
-        nor any name in a string another program runs (its caller may have set it)."""
-        if name in self.numeric or name in BASH_NUMBERS:
+        """Whether arithmetic may read ``name`` as far as this point tells: bash's own
+        numbers always; bash's run-time values (REPLY, OPTARG, ``_``...) never, nor, in a
+        string another program runs, a name it did not set to a number itself. Every other
+        name read is checked once the whole input is read (``ArithNames.unsafe``)."""
+        if name in BASH_NUMBERS:
             return True
-        if name in BASH_RUNTIME or self.inherited:
+        if name in BASH_RUNTIME or (self.inherited and name not in self.numeric):
             return False
-        if _sets_somewhere(self.root_text, name):
-            return False
-        self.env_reads.add(name)
+        self.names.reads.add(name)
         return True
+
+    def sets(self, name: str, number: bool = False) -> None:
+        """Note that the input sets ``name`` (to a number, or to anything else)."""
+        if number:
+            self.numeric.add(name)
+        else:
+            self.numeric.discard(name)
+            self.names.changed.add(name)
 
     def braced(self) -> None:
         """Skip a ``${...}`` (cursor after the brace), emitting inner substitutions."""
@@ -712,6 +713,7 @@ class Lexer:
                     value = s[a.end() : self.i - 1]
                     self.emit(SimpleCommand(assigns=[(a.group(1), Word(DYN, value, True))]))
                     self.tainted.add(a.group(1))
+                    self.sets(a.group(1))
                 return
             if c == "\\":
                 self.i += 2

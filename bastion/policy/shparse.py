@@ -27,7 +27,15 @@ import re
 import time
 
 from .arith import numeric_value, printers_used
-from .shlexer import MAX_COMMANDS, MAX_DEPTH, META, Lexer, Redirect, SimpleCommand
+from .shlexer import (
+    MAX_COMMANDS,
+    MAX_DEPTH,
+    META,
+    ArithNames,
+    Lexer,
+    Redirect,
+    SimpleCommand,
+)
 from .varnames import DECLARERS, name_words
 from .words import DYN, AnalysisTimeout, ShellSyntaxError, Word
 
@@ -88,11 +96,9 @@ class _Parser(Lexer):
             name = w.value.split("=", 1)[0].split("[", 1)[0]
             value = w.raw.split("=", 1)[1] if "=" in w.raw else None
             if w.dynamic and (value is None or DYN in w.value.split("=", 1)[0]):
-                self.flags.add("dynamic-names")  # export $(cat .env): any name, OPTIND too
-            if value is not None and numeric_value(value):
-                self.numeric.add(name)
-            else:
-                self.numeric.discard(name)
+                self.sets("*")  # export $(cat .env): any name, OPTIND too
+            if head != "unset":
+                self.sets(name, number=value is not None and numeric_value(value))
             if integer:
                 self.integers.add(name)
             if (integer or name in self.integers) and not (
@@ -100,6 +106,8 @@ class _Parser(Lexer):
                 and (numeric_value(value) or self.static(w.value.partition("=")[2], w.dynamic))
             ):  # declare -i n=$(cat f), read n into an integer: the value is evaluated
                 self.emit(SimpleCommand(tags={"arith-runtime"}))
+        if head in _DECLARERS and any(w.value[:1] == "-" and "n" in w.value for w in args):
+            self.sets("*")  # declare -n r=x: writes through r reach a name we may not see
         for w in args:
             if w.value.startswith("-"):
                 continue
@@ -262,7 +270,9 @@ class _Parser(Lexer):
                 values = given if len(names) > 1 else [Word(DYN, '"$@"', True)]
                 if values and all(not v.dynamic and _INTEGER.fullmatch(v.value) for v in values):
                     self.tainted.discard(names[0].value)  # for i in 1 2 3, for i in {1..9}
-                    self.numeric.add(names[0].value)
+                    self.sets(names[0].value, number=True)
+                else:
+                    self.sets(names[0].value)
                 if values:
                     loop = SimpleCommand(assigns=[(names[0].value, w) for w in values])
                     self.emit(loop)
@@ -502,6 +512,7 @@ class _Parser(Lexer):
                         self.array(name in self.assoc)
                         cmd.assigns.append((name, Word("", self.s[start : self.i], True)))
                         self.tainted.add(name)  # a=("$(cat f)"): (( a[0] )) reads it
+                        self.sets(name)
                         continue
                     value_start = self.i
                     chars, mask, dyn = self.read_word_chars()
@@ -512,10 +523,7 @@ class _Parser(Lexer):
                         numeric_value(self.s[value_start : self.i]) or static
                     ):  # declare -i n; n=$(cat f): the value is evaluated
                         self.emit(SimpleCommand(tags={"arith-runtime"}))
-                    if numeric_value(self.s[value_start : self.i]):
-                        self.numeric.add(name)
-                    else:
-                        self.numeric.discard(name)
+                    self.sets(name, number=numeric_value(self.s[value_start : self.i]))
                     if numeric_value(self.s[value_start : self.i]) or static:
                         self.tainted.discard(name)
                         self.digit_uses |= printers_used(self.s[value_start : self.i])
@@ -547,8 +555,8 @@ class _Parser(Lexer):
         run = _without_prefixes(cmd.words)  # builtin read x, command declare -i n
         if run and run[0].value in _SETS_NAMES:
             self.names_set(run)
-        if run and run[0].value in ("eval", "source", "."):
-            self.flags.add("dynamic-names")  # they may set any name
+        if run and run[0].value in ("eval", "source", ".", "alias"):
+            self.sets("*")  # they may set any name
         if run and run[0].value in ("test", "["):  # test -v 'a[$i]'
             for k, w in enumerate(run[:-1]):
                 if w.value == "-v":
@@ -591,6 +599,7 @@ def parse(
     arith: list[tuple[int, int]] | None = None,
     digits: set[str] | None = None,
     inherited: bool = False,
+    names: ArithNames | None = None,
 ) -> list[SimpleCommand]:
     """Every simple command in ``src``, in source order (substitutions before their user).
 
@@ -605,14 +614,19 @@ def parse(
     (``$(( $(date +%s) - 1 ))``); the caller voids that if the input can redefine them.
     ``inherited``: ``src`` is a string another program or ``eval`` runs, whose variables
     its caller may have set (arithmetic then reads only numbers set in ``src``).
+    ``names``: gathers the names arithmetic reads and the names set to run-time text,
+    for a caller that judges them over several strings (``ArithNames.unsafe``); without
+    it, ``src`` alone is judged.
     """
     p = _Parser(src, time.monotonic() + timeout, 0)
     p.partial = partial
     p.trust = trust
     p.inherited = inherited
+    if names is not None:
+        p.names = names
     p.parse_list(frozenset())
     p.finish()
-    if p.env_reads and "dynamic-names" in p.flags:  # export $(cat f); echo $((n)): n is set
+    if names is None and p.names.unsafe():  # x=$(cat f) ... echo $((x)), wherever they stand
         p.emit(SimpleCommand(tags={"arith-runtime"}))
     if p.digit_uses & p.defined:  # wc(){ cat f; }; echo $(( $(wc -l < x) )): not digits
         p.emit(SimpleCommand(tags={"arith-substitution"}))

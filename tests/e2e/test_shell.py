@@ -271,10 +271,10 @@ def test_exporting_a_variable_that_changes_code_is_held_and_not_kept(sh):
 
 
 def test_variables_from_a_file_are_judged_before_anything_runs_with_them(sh, tmp_path):
-    """`export $(cat .env)` sets names only known at run time, and nothing in the line
-    runs after it, so it runs; the bastion's own report after it uses bash builtins only
-    (a PATH from the file must not pick its `env`), and the new variables are judged
-    before a later line gets them (a directory users can write first in PATH)."""
+    """`export $(cat .env)` sets names only known at run time: held (runtime-names).
+    Approved, it runs; the bastion's own report after it uses bash builtins only (a PATH
+    from the file must not pick its `env`), and the new variables are judged before a
+    later line gets them (a directory users can write first in PATH)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     probe_file = tmp_path / "ran"
@@ -285,6 +285,9 @@ def test_variables_from_a_file_are_judged_before_anything_runs_with_them(sh, tmp
     dotenv.write_text(f"PATH={bin_dir}:/usr/bin:/bin\n")
     child = sh.spawn()
     run(child, f"export $(cat {dotenv})")
+    child.expect(r"request:\s+(\S+)")
+    r = sh.approve(child.match.group(1).decode())
+    assert r.returncode == 0, r.stderr
     child.expect(r"variables not kept: review \(on_unknown\)")
     prompt(child, status="77")
     run(child, 'echo "[$PATH]"')
