@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 __all__ = [
     "tainted_reads",
@@ -31,6 +32,10 @@ __all__ = [
     "printers_used",
     "DIGIT_PRINTERS",
     "DIGIT_PROGRAMS",
+    "ArithNames",
+    "BASH_NUMBERS",
+    "BASH_INTEGERS",
+    "BASH_RUNTIME",
 ]
 
 _NAME = re.compile(r"(?<![A-Za-z0-9_#@.])\$?\{?([A-Za-z_][A-Za-z0-9_]*)")
@@ -222,3 +227,34 @@ def _double_quote_end(text: str, i: int) -> int:
         else:
             i += 1
     return -1
+
+
+@dataclass
+class ArithNames:
+    """Names arithmetic reads and names the input sets to something other than a
+    number, over the input and every string it runs (a function's body, a loop's next
+    pass, a trap, ``eval`` or ``bash -c`` may set one after it was a number)."""
+
+    reads: set[str] = field(default_factory=set)
+    changed: set[str] = field(default_factory=set)
+
+    def unsafe(self) -> list[str]:
+        """The names read that may hold run-time text (a nameref or ``export $(...)``
+        may set any: ``*``)."""
+        both = self.reads & self.changed
+        return sorted(both) or (sorted(self.reads) if "*" in self.changed else [])
+
+
+#: Bash's own variables that always hold numbers (reading them in arithmetic is safe).
+BASH_NUMBERS = frozenset(
+    "RANDOM SRANDOM SECONDS LINENO BASHPID PPID UID EUID EPOCHSECONDS OPTIND HISTCMD "
+    "COLUMNS LINES PIPESTATUS".split()
+)
+#: Of those, the ones whose assignment bash evaluates as arithmetic.
+BASH_INTEGERS = frozenset({"RANDOM", "SRANDOM", "OPTIND", "HISTCMD", "SECONDS", "LINENO"})
+#: Bash's variables that hold run-time text (read, getopts, [[ =~ ]], mapfile, $_ ...).
+BASH_RUNTIME = frozenset(
+    "REPLY OPTARG _ BASH_REMATCH MAPFILE COPROC READLINE_LINE READLINE_POINT READLINE_MARK "
+    "BASH_COMMAND BASH_ARGV BASH_ARGC FUNCNAME BASH_SOURCE COMP_WORDS COMP_LINE DIRSTACK "
+    "BASH_EXECUTION_STRING".split()
+)

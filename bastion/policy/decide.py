@@ -24,6 +24,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
+from .arith import ArithNames
 from .crosscheck import bashlex_command_spans, needs_crosscheck
 from .files import FileRule, command_ops
 from .normalize import ALLOWABLE_TAGS, UNKNOWN_TAGS, Command, normalize
@@ -31,7 +32,7 @@ from .profiles import Profile, default_for
 from .program_kinds import PAGERS, SCREEN_PROGRAMS
 from .rules import NO_APPROVAL, SEVERITY, Approval, Rule
 from .runtext import run_text
-from .shparse import ArithNames, parse
+from .shparse import parse
 from .structure import Reading, StructureCheck, needs_structure_check
 from .terminal import terminal_tags, wants_safe_environment
 from .words import AnalysisTimeout, ShellSyntaxError

@@ -30,11 +30,11 @@ written files: see ``effects``.
 from __future__ import annotations
 
 import re
-import shlex
 import time
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 
+from .arith import ArithNames
 from .effects import (
     backup_copy,
     dest,
@@ -47,6 +47,7 @@ from .effects import (
     writes,
 )
 from .getopt import Spec, _q, read_options, spec, wrapper_options
+from .killing import KillReadings, pid_file_rechecked
 from .launchers import COMPOSE, INFO_ONLY, LauncherReadings
 from .pipelines import runs_command
 from .program_kinds import (
@@ -76,7 +77,7 @@ from .shell_builtins import (
     declared,
     exported_as_is,
 )
-from .shparse import ArithNames, SimpleCommand, parse
+from .shparse import SimpleCommand, parse
 from .tools import ToolReadings, kill_tag
 from .unknown import BUILTINS, NOT_WRAPPERS, SHORT_NAMES, TRIGGERS
 from .words import DYN, AnalysisTimeout, ShellSyntaxError, Word
@@ -190,12 +191,6 @@ def _unit_file(args: list[Word]) -> bool:
 
 #: An expansion into any number of words: ``"$@"``, ``$*``, ``"${a[@]}"``.
 _MANY_WORDS = re.compile(r"\$(?:\{)?[@*]|\[[@*]\]\}")
-#: A process-id lookup by name as a word: ``$(pidof NAME)``, `` `pgrep -f PATTERN` ``.
-_PID_LOOKUP = re.compile(r"(?:\$\(|`)\s*(pidof|pgrep)\s+([^`)]*?)\s*(?:\)|`)", re.S)
-#: ``$(cat /run/nginx.pid)``: a pid file directly in /run (only root writes there).
-PID_FILE = re.compile(
-    r"(?:\$\(\s*(?:cat\s+|<\s*)|`\s*cat\s+)(/(?:var/)?run/([\w.@-]+)\.pid)\s*[)`]"
-)
 _PARTED_INFO = frozenset({"-l", "--list", "-h", "--help", "-v", "--version"})
 
 
@@ -247,7 +242,7 @@ class Command:
     literals: tuple[str, ...] = ()
 
 
-class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings):
+class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings, KillReadings):
     """Walks parsed commands in order, tracking the working directory across ``cd``
     (and aliases, links and mounts made earlier in the input)."""
 
@@ -713,46 +708,6 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
         else:
             tags.add("interactive-shell")
 
-    def kill_lookups(
-        self,
-        args: list[Word],
-        sc: SimpleCommand,
-        via: str,
-        depth: int,
-        assigns: tuple[str, ...],
-        tags: set[str],
-    ) -> None:
-        """``kill $(pidof auditd)``, ``kill -9 `pgrep -f NAME```, ``kill -HUP $(cat
-        /run/nginx.pid)``: killing by name, so also judged as ``pkill [SIGNAL] NAME``,
-        tagged ``pid-lookup`` (kills-critical, security-agent-kill). A pid file this input
-        did not write holds the id of its daemon, never 1: its word is marked ``safe``
-        and the command ``pid-file`` (``decide`` voids that where ``cat`` may be
-        redefined)."""
-        # bash's kill takes one leading signal; a later -HUP is a (bad) process id
-        read = read_options(args, OPT_SPECS.get("kill"))
-        signals = [Word("--signal=" + v.value) for o, v in read.options if v is not None]
-        for k, w in enumerate(args):
-            raw = w.raw.strip('"')
-            names: list[str] = []
-            if (m := _PID_LOOKUP.fullmatch(raw)) is not None:
-                try:
-                    names = shlex.split(m.group(2))
-                except ValueError:
-                    continue
-                if m.group(1) == "pidof":
-                    names = [x for x in names if not x.startswith("-")]
-            elif (f := PID_FILE.fullmatch(raw)) is not None:
-                names = [f.group(2)]
-                if not _pid_file_written(f.group(1), self):
-                    args[k] = replace(w, safe=True)
-                    tags.add("pid-file")
-            else:
-                continue
-            here = f"as kill {w.raw} {via}".strip()
-            found = [Word(x) for x in names]
-            lookup = {"pid-lookup"}  # kill-by-name leaves these to the rules below it
-            self.command([Word("pkill"), *signals, *found], sc, here, depth + 1, lookup, assigns)
-
     def interpreter(
         self, name: str, args: list[Word], sc: SimpleCommand, tags: set[str], via: str, depth: int
     ) -> None:
@@ -817,39 +772,8 @@ def normalize(
     n.literals = _literals(cmds)
     n.run(cmds)
     if any("pid-file" in c.tags for c in n.out):  # written later, in a loop: not trusted
-        n.out = [_pid_file_rechecked(c, n) for c in n.out]
+        n.out = [pid_file_rechecked(c, n.pid_file_written) for c in n.out]
     return n.out
-
-
-def _pid_file_written(path: str, n: Normalizer) -> bool:
-    """Whether this input may write pid file ``path`` (/var/run is /run)."""
-    if n.unknown_write:
-        return True
-    same = {
-        path,
-        "/run/" + path.removeprefix("/var/run/"),
-        "/var/run/" + path.removeprefix("/run/"),
-    }
-    return any(fnmatchcase(p, w) for p in same for w in n.written)
-
-
-def _pid_file_rechecked(cmd: Command, n: Normalizer) -> Command:
-    """``cmd`` without its trust in pid files this input writes anywhere."""
-    if "pid-file" not in cmd.tags:
-        return cmd
-
-    def unsafe(w: Word) -> Word:
-        m = PID_FILE.fullmatch(w.raw.strip('"'))
-        return replace(w, safe=False) if m and _pid_file_written(m.group(1), n) else w
-
-    if not any(w is not unsafe(w) for w in cmd.words):
-        return cmd
-    return replace(
-        cmd,
-        words=tuple(map(unsafe, cmd.words)),
-        operands=tuple(map(unsafe, cmd.operands)),
-        tags=cmd.tags - {"pid-file"},
-    )
 
 
 _ARRAY_ITEM = re.compile(r"""'([^']*)'|"([^"$`\\]*)"|([^\s()'"$`]+)""")

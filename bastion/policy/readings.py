@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from .shlexer import ArithNames, SimpleCommand
+from .arith import ArithNames
+from .shlexer import SimpleCommand
 from .words import Word
 
 __all__ = ["Readings"]

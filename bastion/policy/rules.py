@@ -29,7 +29,8 @@ from typing import Any
 from ..schema import check as check_section
 from ..tomlsource import TomlSource
 from .effects import resolve_path
-from .normalize import PID_FILE, Command
+from .killing import PID_FILE
+from .normalize import Command
 from .schema import RULE_LIST_KEYS, FileRuleModel, RuleModel, parse_duration
 from .sql import match_text
 from .tools import user_regex

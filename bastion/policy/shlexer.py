@@ -16,7 +16,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .arith import only_digit_substitutions, printers_used, tainted_reads
+from .arith import (
+    BASH_INTEGERS,
+    BASH_NUMBERS,
+    BASH_RUNTIME,
+    ArithNames,
+    only_digit_substitutions,
+    printers_used,
+    tainted_reads,
+)
 from .words import DYN, ShellSyntaxError, Word, ansi_c_decode, make_word
 
 __all__ = ["Lexer", "Redirect", "SimpleCommand", "MAX_DEPTH", "MAX_COMMANDS", "META"]
@@ -103,35 +111,6 @@ class SimpleCommand:
 
 
 #: ``${name[SUBSCRIPT]...}`` (not @ or *) or ``${name:OFFSET...}`` (not :- := :? :+).
-@dataclass
-class ArithNames:
-    """Names arithmetic reads and names the input sets to something other than a
-    number, over the input and every string it runs (a function's body, a loop's next
-    pass, a trap, ``eval`` or ``bash -c`` may set one after it was a number)."""
-
-    reads: set[str] = field(default_factory=set)
-    changed: set[str] = field(default_factory=set)
-
-    def unsafe(self) -> list[str]:
-        """The names read that may hold run-time text (a nameref or ``export $(...)``
-        may set any: ``*``)."""
-        both = self.reads & self.changed
-        return sorted(both) or (sorted(self.reads) if "*" in self.changed else [])
-
-
-#: Bash's own variables that always hold numbers (reading them in arithmetic is safe).
-BASH_NUMBERS = frozenset(
-    "RANDOM SRANDOM SECONDS LINENO BASHPID PPID UID EUID EPOCHSECONDS OPTIND HISTCMD "
-    "COLUMNS LINES PIPESTATUS".split()
-)
-#: Of those, the ones whose assignment bash evaluates as arithmetic.
-BASH_INTEGERS = frozenset({"RANDOM", "SRANDOM", "OPTIND", "HISTCMD", "SECONDS", "LINENO"})
-#: Bash's variables that hold run-time text (read, getopts, [[ =~ ]], mapfile, $_ ...).
-BASH_RUNTIME = frozenset(
-    "REPLY OPTARG _ BASH_REMATCH MAPFILE COPROC READLINE_LINE READLINE_POINT READLINE_MARK "
-    "BASH_COMMAND BASH_ARGV BASH_ARGC FUNCNAME BASH_SOURCE COMP_WORDS COMP_LINE DIRSTACK "
-    "BASH_EXECUTION_STRING".split()
-)
 _ARITH_PARAM = re.compile(
     r"[!#]?(?:[A-Za-z_][A-Za-z0-9_]*|[@*])"
     r"(?:\[(?![@*]\])([^\]]*)\]|(?:\[[@*]\])?:(?![-=?+])([^}]*))"

@@ -26,12 +26,11 @@ from __future__ import annotations
 import re
 import time
 
-from .arith import numeric_value, printers_used
+from .arith import ArithNames, numeric_value, printers_used
 from .shlexer import (
     MAX_COMMANDS,
     MAX_DEPTH,
     META,
-    ArithNames,
     Lexer,
     Redirect,
     SimpleCommand,
