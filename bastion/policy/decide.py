@@ -246,23 +246,8 @@ class Policy:
             parsed = parse(command, timeout, arith=arith, digits=digits, names=names)
             left = max(timeout - (time.monotonic() - start), 0.001)
             cmds = normalize(parsed, cwd, left, digits=digits, names=names)
-            if unsafe := names.unsafe():
-                return Analysis(
-                    (),
-                    f"arithmetic reads {', '.join(unsafe[:3])}, which this input sets from "
-                    "run-time text (bash runs a[$(cmd)] hidden in it)",
-                )
-            if any("pid-file" in c.tags for c in cmds):
-                digits.add("cat")  # kill $(cat /run/x.pid) trusts cat to print the id
-                if _LOOP.search(command) or not _pid_file_read_first(cmds):
-                    return Analysis(
-                        (), "cannot vouch for the pid file: the input may change it first"
-                    )
-            if digits and any(c.program in _REDEFINERS or _redefines(c.via, digits) for c in cmds):
-                return Analysis(
-                    (),
-                    f"trusts what {', '.join(sorted(digits))} print, which this input may redefine",
-                )
+            if failure := _run_time_trust(command, cmds, digits, names):
+                return Analysis((), failure)
             if trusted(command, cmds):
                 trust = True
                 left = max(timeout - (time.monotonic() - start), 0.001)
@@ -386,6 +371,27 @@ _ENV_CHANGERS = frozenset(
 #: text not read as a definition here: arithmetic then trusts no program's digits.
 _REDEFINERS = frozenset({"eval", "alias", "hash", "enable", "source", "."})
 _LOOP = re.compile(r"\b(?:for|while|until|select)\b")
+
+
+def _run_time_trust(
+    command: str, cmds: list[Command], digits: set[str], names: ArithNames
+) -> str | None:
+    """Why a run-time value the readings trusted cannot be vouched for, if it cannot:
+    a name arithmetic reads that the input sets from run-time text, a pid file the
+    input may change before the kill reads it, a digit printer or ``cat`` it may
+    redefine."""
+    if unsafe := names.unsafe():
+        return (
+            f"arithmetic reads {', '.join(unsafe[:3])}, which this input sets from run-time "
+            "text (bash runs a[$(cmd)] hidden in it)"
+        )
+    if any("pid-file" in c.tags for c in cmds):
+        digits.add("cat")  # kill $(cat /run/x.pid) trusts cat to print the id
+        if _LOOP.search(command) or not _pid_file_read_first(cmds):
+            return "cannot vouch for the pid file: the input may change it first"
+    if digits and any(c.program in _REDEFINERS or _redefines(c.via, digits) for c in cmds):
+        return f"trusts what {', '.join(sorted(digits))} print, which this input may redefine"
+    return None
 
 
 def _pid_file_read_first(cmds: list[Command]) -> bool:
