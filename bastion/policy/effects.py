@@ -21,7 +21,7 @@ import re
 from .getopt import OptRead
 from .programs import OUTPUT_DIR_OPTS, OUTPUT_OPERANDS, OUTPUT_OPTS, TARGET_DIR_OPTS
 from .shparse import SimpleCommand
-from .words import DYN, FOUND, MORE, SOME, Word, ansi_c_decode
+from .words import DYN, FOUND, MANY_WORDS, MORE, SOME, Word, ansi_c_decode
 
 __all__ = [
     "resolve_path",
@@ -234,14 +234,11 @@ def dest(program: str, read: OptRead) -> Word | None:
     return read.operands[-1] if len(read.operands) >= 2 else None
 
 
-_SEVERAL = re.compile(r"\$\{?[@*]|\[[@*]\]\}")
-
-
 def _may_be_words(w: Word) -> bool:
     """Whether a word may expand to several (a glob, "$@", "${a[@]}", an unquoted $x)."""
     if w.raw == MORE:  # a guessed reading's "maybe more arguments": not a destination
         return False
-    return w.glob or bool(_SEVERAL.search(w.raw)) or (w.dynamic and not _QUOTED.fullmatch(w.raw))
+    return w.glob or bool(MANY_WORDS.search(w.raw)) or (w.dynamic and not _QUOTED.fullmatch(w.raw))
 
 
 def resolve_path(value: str, cwd: str | None) -> str | None:

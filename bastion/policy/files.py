@@ -32,7 +32,7 @@ from .normalize import Command
 from .programs import INPUT_OPTS, OUTPUT_OPTS
 from .rules import Approval, approval_of, in_scope, path_test
 from .schema import FILE_OPS, FileRuleModel
-from .words import DYN, Word
+from .words import DYN, MANY_WORDS, Word
 from .wrappers import WRAPPERS
 
 __all__ = ["FileRule", "load_file_rules", "command_ops", "resolve_file_path", "FILE_OPS"]
@@ -142,7 +142,6 @@ def _instance(glob: str) -> str:
     return re.sub(r"\[(.)[^\]]*\]", r"\1", glob).replace("*", "u").replace("?", "x")
 
 
-_MANY_WORDS = re.compile(r"\$(?:\{)?[@*]|\[[@*]\]\}")
 _ANY_NAME = re.compile(r"[*?]*")
 
 
@@ -292,7 +291,7 @@ def command_ops(cmd: Command) -> list[tuple[str, Word]]:
         prog in _PATTERN_FIRST
         and operands
         and not ({"-e", "-f", "--file", "--regexp", "--expression"} & cmd.options)
-        and not _MANY_WORDS.search(operands[0].raw)  # grep "$@": the pattern and files
+        and not MANY_WORDS.search(operands[0].raw)  # grep "$@": the pattern and files
     ):
         operands = operands[1:]  # grep PATTERN FILE, sed SCRIPT FILE, awk PROGRAM FILE
     if prog in _REMOVERS:

@@ -80,7 +80,7 @@ from .shell_builtins import (
 from .shparse import SimpleCommand, parse
 from .tools import ToolReadings, kill_tag
 from .unknown import BUILTINS, NOT_WRAPPERS, SHORT_NAMES, TRIGGERS
-from .words import DYN, AnalysisTimeout, ShellSyntaxError, Word
+from .words import DYN, MANY_WORDS, AnalysisTimeout, ShellSyntaxError, Word
 from .wrappers import INTERPRETERS, KNOWN_PROGRAMS, SHELLS, SQL_CLIENTS, WRAPPERS
 
 __all__ = [
@@ -189,8 +189,6 @@ def _unit_file(args: list[Word]) -> bool:
     return bool(ops) and ops[0].value in verbs and any("/" in w.value for w in ops[1:])
 
 
-#: An expansion into any number of words: ``"$@"``, ``$*``, ``"${a[@]}"``.
-_MANY_WORDS = re.compile(r"\$(?:\{)?[@*]|\[[@*]\]\}")
 _PARTED_INFO = frozenset({"-l", "--list", "-h", "--help", "-v", "--version"})
 
 
@@ -329,7 +327,7 @@ class Normalizer(ScriptReadings, ToolReadings, LauncherReadings, BuiltinReadings
             program in ("chmod", "chown", "chgrp")
             and read.operands
             and not any(o.startswith("--ref") for o, _ in read.options)
-            and not _MANY_WORDS.search(read.operands[0].raw)
+            and not MANY_WORDS.search(read.operands[0].raw)
         ):  # the mode or owner is not a path (chown -R $USER: dir); "$@" is mode and paths
             read.operands = read.operands[1:]
             read.maybe = [w for w in read.maybe if w in read.operands]

@@ -60,10 +60,8 @@ _RESERVED_SKIP = {
     "coproc",
     "esac",
 }
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSIGN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=")
 #: Builtins whose arguments may be array assignments (``declare -A m=([k]=v)``).
-_DECLARERS = DECLARERS
 #: Builtins that set the variables they name (and ``let``, which does arithmetic).
 _SETS_NAMES = frozenset(
     "read declare typeset local export readonly mapfile readarray printf getopts unset let wait "
@@ -84,10 +82,10 @@ class _Parser(Lexer):
                 self.arith_reads(w.raw.replace('"', "").replace("'", ""))
             return
         head, args = words[0].value, words[1:]
-        declare_assoc = head in _DECLARERS and any(
+        declare_assoc = head in DECLARERS and any(
             w.value.startswith("-") and "A" in w.value for w in args
         )
-        integer = head in _DECLARERS and any(
+        integer = head in DECLARERS and any(
             w.value.startswith("-") and "i" in w.value[1:] for w in args
         )
         for w in name_words(head, args):
@@ -105,7 +103,7 @@ class _Parser(Lexer):
                 and (numeric_value(value) or self.static(w.value.partition("=")[2], w.dynamic))
             ):  # declare -i n=$(cat f), read n into an integer: the value is evaluated
                 self.emit(SimpleCommand(tags={"arith-runtime"}))
-        if head in _DECLARERS and any(w.value[:1] == "-" and "n" in w.value for w in args):
+        if head in DECLARERS and any(w.value[:1] == "-" and "n" in w.value for w in args):
             self.sets("*")  # declare -n r=x: writes through r reach a name we may not see
         for w in args:
             if w.value.startswith("-"):
@@ -126,7 +124,7 @@ class _Parser(Lexer):
         return (
             not dynamic
             and not _holds_code(value)
-            and not any(x in self.tainted for x in _IDENTIFIER.findall(value))
+            and not any(x in self.tainted for x in _NAME.findall(value))
         )
 
     def subscript_reads(self, word: Word, assoc: bool = False) -> None:
@@ -530,7 +528,7 @@ class _Parser(Lexer):
                         self.tainted.add(name)
                     cmd.assigns.append((name, Word(chars, self.s[start : self.i], dyn)))
                     continue
-            elif cmd.words[0].value in _DECLARERS and not cmd.words[0].quoted:
+            elif cmd.words[0].value in DECLARERS and not cmd.words[0].quoted:
                 m = _ASSIGN.match(self.s, self.i)
                 if m and self.s.startswith("(", m.end()):  # declare -a x=(1 2): an array
                     self.i = m.end()

@@ -53,12 +53,13 @@ def run_time_trust(
             f"arithmetic reads {', '.join(unsafe[:3])}, which this input sets from run-time "
             "text (bash runs a[$(cmd)] hidden in it)"
         )
+    printers = set(digits)
     if any("pid-file" in c.tags for c in cmds):
-        digits.add("cat")  # kill $(cat /run/x.pid) trusts cat to print the id
+        printers.add("cat")  # kill $(cat /run/x.pid) trusts cat to print the id
         if _LOOP.search(command) or not _pid_file_read_first(cmds):
             return "cannot vouch for the pid file: the input may change it first"
-    if digits and any(c.program in _REDEFINERS or _redefines(c.via, digits) for c in cmds):
-        return f"trusts what {', '.join(sorted(digits))} print, which this input may redefine"
+    if printers and any(c.program in _REDEFINERS or _redefines(c.via, printers) for c in cmds):
+        return f"trusts what {', '.join(sorted(printers))} print, which this input may redefine"
     return None
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "FOUND",
     "SOME",
     "MORE",
+    "MANY_WORDS",
     "Word",
     "ShellSyntaxError",
     "AnalysisTimeout",
@@ -41,6 +42,8 @@ FOUND = "{}"
 SOME = "{some}"
 #: ``raw`` of the word a guessed reading adds for arguments a program may append.
 MORE = "{more}"
+#: An expansion into any number of words: ``"$@"``, ``$*``, ``"${a[@]}"``.
+MANY_WORDS = re.compile(r"\$(?:\{)?[@*]|\[[@*]\]\}")
 
 
 class ShellSyntaxError(ValueError):
